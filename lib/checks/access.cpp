@@ -1,0 +1,110 @@
+#include "mxguard/checks/access.h"
+
+#include <fmt/format.h>
+
+#include "mxguard/config.h"
+#include "mxguard/log.h"
+#include "mxguard/tables/access_action.h"
+
+namespace mxguard::checks {
+
+namespace {
+
+using TableList = std::vector<std::shared_ptr<const tables::Table>>;
+
+struct Subject {
+  const TableList* tables = nullptr;
+  std::string name;   // what Postfix puts in <>: the address, helo name or host[addr]
+  std::string label;  // "Client host", "Helo command", "Sender address", "Recipient address"
+};
+
+Subject subject_of(Stage stage, const Session& s, const Config& cfg) {
+  switch (stage) {
+    case Stage::Connect:
+      return {&cfg.client_access, s.client_label(), "Client host"};
+    case Stage::Helo:
+      return {&cfg.helo_access, s.helo, "Helo command"};
+    case Stage::Mail:
+      return {&cfg.sender_access, s.tx.sender, "Sender address"};
+    case Stage::Rcpt:
+      return {&cfg.recipient_access, s.tx.rcpt, "Recipient address"};
+    default:
+      return {};
+  }
+}
+
+std::optional<std::string> lookup(Stage stage, const tables::Table& t, const Session& s) {
+  switch (stage) {
+    case Stage::Connect:
+      return tables::lookup_client(t, s.client_addr ? &*s.client_addr : nullptr, s.client_name);
+    case Stage::Helo:
+      return s.helo.empty() ? std::nullopt : tables::lookup_domain(t, s.helo);
+    case Stage::Mail:
+      // Postfix looks the null sender up as "<>" (smtpd_null_access_lookup_key).
+      return tables::lookup_address(t, s.tx.sender.empty() ? "<>" : s.tx.sender);
+    case Stage::Rcpt:
+      return tables::lookup_address(t, s.tx.rcpt);
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<Verdict> to_verdict(const tables::AccessAction& a, const Subject& subj,
+                                  const Session& s, const tables::Table& t) {
+  using Kind = tables::AccessAction::Kind;
+  switch (a.kind) {
+    case Kind::Ok:
+      return Verdict::accept("access", "ok");
+    case Kind::Dunno:
+    case Kind::Ignored:
+      return std::nullopt;
+    case Kind::Warn:
+      log(LogLevel::Warning, "{}: warn: {} from {}: {}: {} ({})", s.log_id(), subj.label,
+          s.client_label(), subj.name, a.text, t.spec());
+      return std::nullopt;
+    case Kind::Discard:
+      return Verdict::discard("access", "table");
+    case Kind::Reject:
+    case Kind::Defer: {
+      const bool reject = a.kind == Kind::Reject;
+      // Postfix's defaults: access_map_reject_code 554, access_map_defer_code 450.
+      int code = a.code ? a.code : (reject ? 554 : 450);
+      std::string enhanced = a.enhanced.empty() ? fmt::format("{}.7.1", code / 100) : a.enhanced;
+      std::string text = fmt::format("<{}>: {} rejected: {}", subj.name, subj.label,
+                                     a.text.empty() ? "Access denied" : a.text);
+      auto reply = SmtpReply::make(code, enhanced, text);
+      if (!reply) {
+        // Only a $n substitution can get here: load-time validation saw every fixed result.
+        log(LogLevel::Warning, "{}: {}: result '{}' gives a bad reply ({}); ignored", s.log_id(),
+            t.spec(), a.word, reply.error());
+        return std::nullopt;
+      }
+      return code >= 500 ? Verdict::reject(std::move(reply).value(), "access", "table")
+                         : Verdict::tempfail(std::move(reply).value(), "access", "table");
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Verdict> AccessCheck::evaluate(Stage stage, const Session& session,
+                                             CheckContext& ctx) const {
+  Subject subj = subject_of(stage, session, ctx.config);
+  if (!subj.tables) return std::nullopt;
+  for (const auto& table : *subj.tables) {
+    std::optional<std::string> result = lookup(stage, *table, session);
+    if (!result) continue;
+    auto action = tables::parse_access_action(*result);
+    if (!action) {
+      log(LogLevel::Warning, "{}: {}: bad result '{}' for {}: {}; ignored", session.log_id(),
+          table->spec(), *result, subj.name, action.error());
+      continue;
+    }
+    if (auto v = to_verdict(*action, subj, session, *table)) return v;
+    if (action->kind == tables::AccessAction::Kind::Dunno) continue;
+  }
+  return std::nullopt;
+}
+
+}  // namespace mxguard::checks

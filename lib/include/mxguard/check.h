@@ -1,0 +1,42 @@
+// Check: one small class per thing mxguard rejects (one file each under lib/checks/).
+// A check has a name (used in config as check.NAME, in logs and metrics), the stages it runs
+// at, the central exemptions it honours, and evaluate(), which returns nothing ("no
+// objection") or a complete Verdict. Checks do no I/O except through CheckContext.
+// Thread-safety: checks are immutable after construction and shared by all sessions.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "mxguard/session.h"
+#include "mxguard/verdict.h"
+
+namespace mxguard {
+
+struct Config;
+
+// What a check may reach beyond the session. Grows with the resolver and state store.
+struct CheckContext {
+  const Config& config;
+};
+
+// The exemptions that the pipeline applies centrally, before a check is asked.
+enum Exemption : unsigned {
+  kExemptNone = 0,
+  kExemptTrustedClient = 1u << 0,  // authenticated client or trusted network
+  kExemptAllowed = 1u << 1,        // an access table said OK for this scope
+  kExemptPostmaster = 1u << 2,     // recipient postmaster@ etc., sender double-bounce@ etc.
+  kExemptAll = kExemptTrustedClient | kExemptAllowed | kExemptPostmaster,
+};
+
+class Check {
+ public:
+  virtual ~Check() = default;
+  virtual std::string_view name() const = 0;
+  virtual StageSet stages() const = 0;
+  virtual unsigned exemptions() const { return kExemptAll; }
+  virtual std::optional<Verdict> evaluate(Stage stage, const Session& session,
+                                          CheckContext& ctx) const = 0;
+};
+
+}  // namespace mxguard

@@ -1,0 +1,23 @@
+// access: Postfix-syntax access tables for the client, HELO name, sender and each recipient.
+// Tables are looked up in the order configured, with Postfix's lookup order inside each
+// (see tables/table.h); the first result that is not DUNNO decides, as in smtpd_check.c.
+// Thread-safety: immutable; the tables are shared read-only.
+#pragma once
+
+#include "mxguard/check.h"
+
+namespace mxguard::checks {
+
+class AccessCheck final : public Check {
+ public:
+  std::string_view name() const override { return "access"; }
+  StageSet stages() const override {
+    return {Stage::Connect, Stage::Helo, Stage::Mail, Stage::Rcpt};
+  }
+  // The admin's explicit tables apply to everyone, as Postfix applies them.
+  unsigned exemptions() const override { return kExemptNone; }
+  std::optional<Verdict> evaluate(Stage stage, const Session& session,
+                                  CheckContext& ctx) const override;
+};
+
+}  // namespace mxguard::checks

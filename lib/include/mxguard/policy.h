@@ -1,0 +1,31 @@
+// Policy: a Config and the Pipeline built from it. Sessions take the current policy at connect
+// and keep it to the end, so a reload never changes the rules under a running transaction.
+// Thread-safety: immutable; the current one is published through PolicyHolder.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "mxguard/config.h"
+#include "mxguard/pipeline.h"
+
+namespace mxguard {
+
+struct Policy {
+  std::shared_ptr<const Config> config;
+  Pipeline pipeline;
+};
+
+// Builds the checks that the config enables, in their fixed order.
+std::shared_ptr<const Policy> build_policy(std::shared_ptr<const Config> config);
+
+class PolicyHolder {
+ public:
+  std::shared_ptr<const Policy> get() const { return std::atomic_load(&current_); }
+  void set(std::shared_ptr<const Policy> p) { std::atomic_store(&current_, std::move(p)); }
+
+ private:
+  std::shared_ptr<const Policy> current_;
+};
+
+}  // namespace mxguard

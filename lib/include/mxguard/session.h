@@ -1,0 +1,103 @@
+// Session and Transaction: what mxguard knows about one SMTP connection and the message in it.
+// The milter adapter fills them from libmilter callbacks and macros; checks read them.
+// Thread-safety: one Session per MTA connection, touched only by that connection's thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mxguard/net/ip.h"
+
+namespace mxguard {
+
+struct Policy;
+
+// The protocol stages a check can run at (milter callbacks, in order).
+enum class Stage : std::uint8_t { Connect, Helo, Mail, Rcpt, Data, Header, Eoh, Body, Eom };
+std::string_view to_string(Stage s);
+
+// A small set of stages, for what a check needs and what the adapter negotiates.
+class StageSet {
+ public:
+  constexpr StageSet() = default;
+  constexpr StageSet(std::initializer_list<Stage> stages) {
+    for (Stage s : stages)
+      bits_ |= bit(s);
+  }
+  constexpr bool has(Stage s) const { return (bits_ & bit(s)) != 0; }
+  constexpr StageSet& operator|=(StageSet o) {
+    bits_ |= o.bits_;
+    return *this;
+  }
+  constexpr bool empty() const { return bits_ == 0; }
+
+ private:
+  static constexpr std::uint16_t bit(Stage s) {
+    return static_cast<std::uint16_t>(1u << static_cast<unsigned>(s));
+  }
+  std::uint16_t bits_ = 0;
+};
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// A recipient the MTA itself already refused (Postfix SMFIP_RCPT_REJ: {rcpt_mailer} "error").
+struct MtaRejection {
+  std::string enhanced;  // from {rcpt_host}
+  std::string text;      // from {rcpt_addr}
+};
+
+struct Transaction {
+  std::string sender;  // envelope sender without angle brackets; empty: the null sender
+  bool has_sender = false;
+  std::vector<std::string> recipients;  // recipients mxguard did not object to
+  std::string rcpt;                     // the recipient being judged at Stage::Rcpt
+  std::optional<MtaRejection> rcpt_rejected_by_mta;
+  std::string queue_id;
+  std::vector<Header> headers;  // bounded by the adapter
+  std::size_t header_bytes = 0;
+  bool headers_truncated = false;
+  bool allowed = false;       // an access table said OK for the sender: skip the rest
+  bool rcpt_allowed = false;  // likewise for the recipient being judged
+};
+
+struct Session {
+  // Connection facts, set at connect.
+  std::optional<net::IpAddress> client_addr;  // empty for a local (non-TCP) client
+  std::string client_name;                    // verified host name, or "unknown"
+  std::optional<net::IpAddress> daemon_addr;  // the address the MTA accepted on
+  std::string mta_hostname;                   // macro j
+  std::string helo;
+  std::string auth_authen;  // SASL login name; non-empty means authenticated
+  bool trusted_network = false;
+  bool allowed = false;  // an access table said OK for the client or helo
+
+  std::shared_ptr<const Policy> policy;  // taken at connect; a reload does not change it
+  Transaction tx;
+  std::uint64_t messages = 0;
+
+  bool authenticated() const { return !auth_authen.empty(); }
+  // The queue id for logs: Postfix assigns it only from DATA on.
+  std::string_view log_id() const {
+    return tx.queue_id.empty() ? std::string_view("NOQUEUE") : tx.queue_id;
+  }
+  // "host[addr]" as Postfix writes it.
+  std::string client_label() const;
+  void new_transaction() { tx = Transaction{}; }
+};
+
+// Address helpers shared by checks (RFC 5321 mailbox, no angle brackets).
+std::string_view local_part(std::string_view address);
+std::string_view domain_part(std::string_view address);  // empty if no '@'
+std::string lowercase(std::string_view s);
+// Strips <>, surrounding white space; keeps the address as given otherwise.
+std::string strip_angle(std::string_view arg);
+
+}  // namespace mxguard

@@ -1,0 +1,329 @@
+#include "adapter.h"
+
+#include <arpa/inet.h>
+#include <libmilter/mfapi.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "mxguard/log.h"
+#include "mxguard/session.h"
+
+namespace mxguard::milter {
+
+namespace {
+
+PolicyHolder g_policy;
+Stats g_stats;
+
+// Bounds on what a session keeps of a message, so no client can grow our memory.
+constexpr std::size_t kMaxHeaderBytes = 256 * 1024;
+constexpr std::size_t kMaxHeaders = 1000;
+
+// What libmilter keeps for a connection: the session, and the protocol steps negotiated,
+// since a step negotiated as "no reply" must answer SMFIS_NOREPLY.
+struct Connection {
+  Session session;
+  unsigned long steps = 0;
+};
+
+Connection* connection_of(SMFICTX* ctx) {
+  return static_cast<Connection*>(smfi_getpriv(ctx));
+}
+Session* session_of(SMFICTX* ctx) {
+  Connection* c = connection_of(ctx);
+  return c ? &c->session : nullptr;
+}
+
+Connection* new_connection(SMFICTX* ctx) {
+  auto* c = new Connection;
+  c->session.policy = g_policy.get();
+  smfi_setpriv(ctx, c);
+  g_stats.active++;
+  return c;
+}
+
+unsigned long no_reply_flag(Stage stage) {
+  switch (stage) {
+    case Stage::Connect:
+      return SMFIP_NR_CONN;
+    case Stage::Helo:
+      return SMFIP_NR_HELO;
+    case Stage::Mail:
+      return SMFIP_NR_MAIL;
+    case Stage::Rcpt:
+      return SMFIP_NR_RCPT;
+    case Stage::Data:
+      return SMFIP_NR_DATA;
+    case Stage::Header:
+      return SMFIP_NR_HDR;
+    case Stage::Eoh:
+      return SMFIP_NR_EOH;
+    case Stage::Body:
+      return SMFIP_NR_BODY;
+    case Stage::Eom:
+      return 0;
+  }
+  return 0;
+}
+
+std::string macro(SMFICTX* ctx, const char* name) {
+  const char* v = smfi_getsymval(ctx, const_cast<char*>(name));
+  return v ? std::string(v) : std::string();
+}
+
+std::optional<net::IpAddress> address_of(const sockaddr* sa) {
+  if (!sa) return std::nullopt;
+  if (sa->sa_family == AF_INET) {
+    sockaddr_in sin;
+    std::memcpy(&sin, sa, sizeof sin);
+    return net::IpAddress::v4(ntohl(sin.sin_addr.s_addr));
+  }
+  if (sa->sa_family == AF_INET6) {
+    sockaddr_in6 sin6;
+    std::memcpy(&sin6, sa, sizeof sin6);
+    std::array<std::uint8_t, 16> b{};
+    std::memcpy(b.data(), &sin6.sin6_addr, 16);
+    auto a = net::IpAddress::v6(b);
+    // Postfix on a dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d.
+    if (auto v4 = a.embedded_v4(); v4 && b[10] == 0xff && b[11] == 0xff) return v4;
+    return a;
+  }
+  return std::nullopt;
+}
+
+// libmilter treats '%' in reply text as a format character.
+std::string escape_percent(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    out.push_back(c);
+    if (c == '%') out.push_back('%');
+  }
+  return out;
+}
+
+sfsistat internal_error(Session* s, const char* where, const char* what) {
+  g_stats.internal_errors++;
+  std::string id = s ? std::string(s->log_id()) : std::string("NOQUEUE");
+  log(LogLevel::Error, "{}: internal error in {}: {}", id, where, what);
+  bool accept = s && s->policy && s->policy->config->on_internal_error == FailureAction::Accept;
+  return accept ? SMFIS_CONTINUE : SMFIS_TEMPFAIL;
+}
+
+sfsistat reply(SMFICTX* ctx, const Verdict& v) {
+  switch (v.action) {
+    case Action::Continue:
+    case Action::Accept:
+      return SMFIS_CONTINUE;
+    case Action::Discard:
+      return SMFIS_DISCARD;
+    case Action::Reject:
+    case Action::Tempfail:
+      break;
+  }
+  if (v.reply) {
+    std::string code = std::to_string(v.reply->code());
+    std::string text = escape_percent(v.reply->text());
+    smfi_setreply(ctx, code.data(), const_cast<char*>(v.reply->enhanced().c_str()), text.data());
+  }
+  if (v.action == Action::Reject) {
+    g_stats.rejects++;
+    return SMFIS_REJECT;
+  }
+  g_stats.tempfails++;
+  return SMFIS_TEMPFAIL;
+}
+
+// Runs one stage for the session and answers the MTA. Every callback ends here, inside a
+// try block: no exception may cross into libmilter's C code.
+template <class Fill>
+sfsistat run_stage(SMFICTX* ctx, Stage stage, const char* where, Fill&& fill) {
+  Connection* c = connection_of(ctx);
+  Session* s = c ? &c->session : nullptr;
+  try {
+    if (!c) return SMFIS_CONTINUE;
+    fill(*s);
+    const bool no_reply = (c->steps & no_reply_flag(stage)) != 0;
+    // Header is the stage where headers are collected; checks judge them at end of headers.
+    if (no_reply || stage == Stage::Header) return no_reply ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    CheckContext cc{*s->policy->config};
+    std::optional<Verdict> v = s->policy->pipeline.run(stage, *s, cc);
+    if (!v) return SMFIS_CONTINUE;
+    return reply(ctx, *v);
+  } catch (const std::exception& e) {
+    return internal_error(s, where, e.what());
+  } catch (...) {
+    return internal_error(s, where, "unknown exception");
+  }
+}
+
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long,
+                      unsigned long, unsigned long* pf0, unsigned long* pf1, unsigned long* pf2,
+                      unsigned long* pf3) {
+  try {
+    Connection* c = new_connection(ctx);
+    const auto& policy = c->session.policy;
+
+    // Ask only for the steps some check needs: most of a milter's cost is protocol round
+    // trips (see DESIGN.md, cost model). MAIL is kept whenever a later step is, for the
+    // sender that exemptions and logs need.
+    StageSet need = policy->pipeline.stages();
+    unsigned long steps = 0;
+    const bool after_mail = need.has(Stage::Rcpt) || need.has(Stage::Data) ||
+                            need.has(Stage::Header) || need.has(Stage::Eoh) ||
+                            need.has(Stage::Body) || need.has(Stage::Eom);
+    if (!need.has(Stage::Helo)) steps |= SMFIP_NOHELO | SMFIP_NR_HELO;
+    if (!need.has(Stage::Mail) && !after_mail) steps |= SMFIP_NOMAIL;
+    if (!need.has(Stage::Mail)) steps |= SMFIP_NR_MAIL;
+    if (need.has(Stage::Header)) steps |= SMFIP_NR_HDR;  // collected, judged at end of headers
+    if (!need.has(Stage::Rcpt)) steps |= SMFIP_NORCPT | SMFIP_NR_RCPT;
+    if (!need.has(Stage::Data)) steps |= SMFIP_NODATA | SMFIP_NR_DATA;
+    if (!need.has(Stage::Header)) steps |= SMFIP_NOHDRS | SMFIP_NR_HDR;
+    if (!need.has(Stage::Eoh)) steps |= SMFIP_NOEOH | SMFIP_NR_EOH;
+    if (!need.has(Stage::Body)) steps |= SMFIP_NOBODY | SMFIP_NR_BODY;
+    steps |= SMFIP_NOUNKNOWN | SMFIP_NR_UNKN;
+    if (!need.has(Stage::Connect)) steps |= SMFIP_NR_CONN;
+    if (f1 & SMFIP_SKIP) steps |= SMFIP_SKIP;
+    *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGFROM);
+    *pf1 = steps & f1;  // only what the MTA offers
+    c->steps = *pf1;
+    *pf2 = 0;
+    *pf3 = 0;
+    return SMFIS_CONTINUE;
+  } catch (...) {
+    return SMFIS_ALL_OPTS;
+  }
+}
+
+sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
+  g_stats.connections++;
+  // An MTA that skipped negotiation (protocol version < 6) gets its connection here.
+  if (!connection_of(ctx)) new_connection(ctx);
+  return run_stage(ctx, Stage::Connect, "connect", [&](Session& s) {
+    s.client_addr = address_of(hostaddr);
+    std::string name = hostname ? hostname : "";
+    // Sendmail passes "[addr]" for a client without a verified name; Postfix "unknown".
+    s.client_name = name.empty() || name.front() == '[' ? "unknown" : name;
+    std::string daemon = macro(ctx, "{daemon_addr}");
+    if (daemon.empty()) daemon = macro(ctx, "{if_addr}");
+    s.daemon_addr = net::IpAddress::parse(daemon);
+    s.mta_hostname = macro(ctx, "j");
+    const Config& cfg = *s.policy->config;
+    s.trusted_network = s.client_addr && cfg.trusted_networks.contains(*s.client_addr);
+  });
+}
+
+sfsistat on_helo(SMFICTX* ctx, char* helo) {
+  return run_stage(ctx, Stage::Helo, "helo", [&](Session& s) { s.helo = helo ? helo : ""; });
+}
+
+sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
+  return run_stage(ctx, Stage::Mail, "mail", [&](Session& s) {
+    s.new_transaction();
+    s.messages++;
+    g_stats.messages++;
+    s.tx.has_sender = true;
+    s.tx.sender = strip_angle(argv && argv[0] ? argv[0] : "");
+    s.tx.queue_id = macro(ctx, "i");
+    std::string auth = macro(ctx, "{auth_authen}");
+    if (!auth.empty()) s.auth_authen = auth;
+  });
+}
+
+sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
+  Session* s = session_of(ctx);
+  sfsistat r = run_stage(ctx, Stage::Rcpt, "rcpt", [&](Session& ss) {
+    ss.tx.rcpt = strip_angle(argv && argv[0] ? argv[0] : "");
+    if (ss.tx.queue_id.empty()) ss.tx.queue_id = macro(ctx, "i");
+  });
+  if (s && (r == SMFIS_CONTINUE || r == SMFIS_NOREPLY)) {
+    try {
+      s->tx.recipients.push_back(s->tx.rcpt);
+    } catch (...) {
+      return internal_error(s, "rcpt", "out of memory");
+    }
+  }
+  return r;
+}
+
+sfsistat on_data(SMFICTX* ctx) {
+  return run_stage(ctx, Stage::Data, "data", [&](Session& s) {
+    std::string id = macro(ctx, "i");
+    if (!id.empty()) s.tx.queue_id = id;
+  });
+}
+
+sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
+  return run_stage(ctx, Stage::Header, "header", [&](Session& s) {
+    std::size_t n = std::strlen(name ? name : "") + std::strlen(value ? value : "");
+    if (s.tx.headers.size() >= kMaxHeaders || s.tx.header_bytes + n > kMaxHeaderBytes) {
+      s.tx.headers_truncated = true;
+      return;
+    }
+    s.tx.header_bytes += n;
+    s.tx.headers.push_back(Header{name ? name : "", value ? value : ""});
+  });
+}
+
+sfsistat on_eoh(SMFICTX* ctx) {
+  return run_stage(ctx, Stage::Eoh, "eoh", [](Session&) {});
+}
+
+sfsistat on_body(SMFICTX* ctx, unsigned char*, size_t) {
+  return run_stage(ctx, Stage::Body, "body", [](Session&) {});
+}
+
+sfsistat on_eom(SMFICTX* ctx) {
+  return run_stage(ctx, Stage::Eom, "eom", [](Session&) {});
+}
+
+sfsistat on_abort(SMFICTX* ctx) {
+  if (Session* s = session_of(ctx)) s->new_transaction();
+  return SMFIS_CONTINUE;
+}
+
+sfsistat on_close(SMFICTX* ctx) {
+  if (Connection* c = connection_of(ctx)) {
+    smfi_setpriv(ctx, nullptr);
+    delete c;
+    g_stats.active--;
+  }
+  return SMFIS_CONTINUE;
+}
+
+}  // namespace
+
+PolicyHolder& policy_holder() {
+  return g_policy;
+}
+Stats& stats() {
+  return g_stats;
+}
+
+bool register_callbacks() {
+  smfiDesc desc{};
+  desc.xxfi_name = const_cast<char*>("mxguard");
+  desc.xxfi_version = SMFI_VERSION;
+  desc.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGFROM;
+  desc.xxfi_connect = on_connect;
+  desc.xxfi_helo = on_helo;
+  desc.xxfi_envfrom = on_envfrom;
+  desc.xxfi_envrcpt = on_envrcpt;
+  desc.xxfi_header = on_header;
+  desc.xxfi_eoh = on_eoh;
+  desc.xxfi_body = on_body;
+  desc.xxfi_eom = on_eom;
+  desc.xxfi_abort = on_abort;
+  desc.xxfi_close = on_close;
+  desc.xxfi_unknown = nullptr;
+  desc.xxfi_data = on_data;
+  desc.xxfi_negotiate = on_negotiate;
+  return smfi_register(desc) == MI_SUCCESS;
+}
+
+}  // namespace mxguard::milter

@@ -1,0 +1,31 @@
+// The libmilter adapter: registers the callbacks, turns each into a Session event for the
+// pipeline, and turns the pipeline's Verdict into the MTA's reply. The only place, with
+// main.cpp and daemon.cpp, that sees libmilter types.
+// Threading: libmilter calls back on one thread per MTA connection; a Session lives behind
+// smfi_setpriv and is touched by that thread only. The policy is shared and immutable.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "mxguard/policy.h"
+
+namespace mxguard::milter {
+
+struct Stats {
+  std::atomic<std::uint64_t> connections{0};
+  std::atomic<std::int64_t> active{0};
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> rejects{0};
+  std::atomic<std::uint64_t> tempfails{0};
+  std::atomic<std::uint64_t> internal_errors{0};
+};
+
+// The process-wide policy and counters the callbacks read.
+PolicyHolder& policy_holder();
+Stats& stats();
+
+// Registers the callbacks with libmilter (smfi_register). False on failure.
+bool register_callbacks();
+
+}  // namespace mxguard::milter

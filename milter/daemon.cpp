@@ -1,0 +1,184 @@
+#include "daemon.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace mxguard::milter {
+
+std::optional<SocketSpec> parse_socket(const std::string& spec, std::string* error) {
+  SocketSpec s;
+  auto colon = spec.find(':');
+  std::string proto = colon == std::string::npos ? "" : spec.substr(0, colon);
+  std::string rest = colon == std::string::npos ? spec : spec.substr(colon + 1);
+  if (proto.empty() && !spec.empty() && spec[0] == '/') {
+    proto = "local";
+    rest = spec;
+  }
+  if (proto == "unix" || proto == "local") {
+    if (rest.empty() || rest[0] != '/') {
+      *error = fmt::format("socket '{}': a unix socket needs an absolute path", spec);
+      return std::nullopt;
+    }
+    if (rest.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      *error = fmt::format("socket '{}': path too long", spec);
+      return std::nullopt;
+    }
+    s.kind = SocketSpec::Kind::Local;
+    s.path = rest;
+    s.libmilter = "local:" + rest;
+    return s;
+  }
+  if (proto == "inet" || proto == "inet6") {
+    // libmilter: port@host. Postfix writes host:port; accept that too for inet.
+    std::string port_s, host;
+    if (auto at = rest.find('@'); at != std::string::npos) {
+      port_s = rest.substr(0, at);
+      host = rest.substr(at + 1);
+    } else if (auto c = rest.rfind(':'); proto == "inet" && c != std::string::npos) {
+      host = rest.substr(0, c);
+      port_s = rest.substr(c + 1);
+    } else {
+      port_s = rest;
+    }
+    char* end = nullptr;
+    long port = std::strtol(port_s.c_str(), &end, 10);
+    if (port_s.empty() || *end != '\0' || port < 1 || port > 65535) {
+      *error = fmt::format("socket '{}': bad port '{}'", spec, port_s);
+      return std::nullopt;
+    }
+    s.kind = proto == "inet" ? SocketSpec::Kind::Inet : SocketSpec::Kind::Inet6;
+    s.port = static_cast<int>(port);
+    s.host = host;
+    s.libmilter = host.empty() ? fmt::format("{}:{}", proto, port)
+                               : fmt::format("{}:{}@{}", proto, port, host);
+    return s;
+  }
+  *error = fmt::format(
+      "socket '{}': expected unix:/path, local:/path, inet:port@host or inet6:port@host", spec);
+  return std::nullopt;
+}
+
+bool remove_stale_socket(const std::string& path, std::string* error) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return true;
+    *error = fmt::format("{}: {}", path, std::strerror(errno));
+    return false;
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    *error = fmt::format("{}: exists and is not a socket; not removing it", path);
+    return false;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = fmt::format("socket(): {}", std::strerror(errno));
+    return false;
+  }
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+  int rc = connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun);
+  int err = errno;
+  close(fd);
+  if (rc == 0) {
+    *error = fmt::format("{}: socket in use: another milter is listening there", path);
+    return false;
+  }
+  if (err != ECONNREFUSED) {
+    *error = fmt::format("{}: cannot tell whether it is in use: {}", path, std::strerror(err));
+    return false;
+  }
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    *error = fmt::format("{}: cannot remove stale socket: {}", path, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+std::optional<Identity> lookup_identity(const std::string& user_group, std::string* error) {
+  std::string user = user_group, group;
+  if (auto c = user_group.find(':'); c != std::string::npos) {
+    user = user_group.substr(0, c);
+    group = user_group.substr(c + 1);
+  }
+  const passwd* pw = getpwnam(user.c_str());
+  if (!pw) {
+    *error = fmt::format("user '{}': no such user", user);
+    return std::nullopt;
+  }
+  Identity id{pw->pw_uid, pw->pw_gid, user};
+  if (!group.empty()) {
+    const struct group* gr = getgrnam(group.c_str());
+    if (!gr) {
+      *error = fmt::format("user '{}': no such group '{}'", user_group, group);
+      return std::nullopt;
+    }
+    id.gid = gr->gr_gid;
+  }
+  return id;
+}
+
+bool drop_privileges(const Identity& id, std::string* error) {
+  if (getuid() != 0 && geteuid() != 0) {
+    if (geteuid() == id.uid) return true;
+    *error = "not running as root: cannot change user";
+    return false;
+  }
+  if (initgroups(id.name.c_str(), id.gid) != 0 || setgid(id.gid) != 0 || setuid(id.uid) != 0) {
+    *error = fmt::format("cannot become {}: {}", id.name, std::strerror(errno));
+    return false;
+  }
+  if (id.uid != 0 && setuid(0) == 0) {
+    *error = "privileges could be regained after dropping them";
+    return false;
+  }
+  return true;
+}
+
+bool write_pidfile(const std::string& path, std::string* error) {
+  std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *error = fmt::format("{}: {}", tmp, std::strerror(errno));
+    return false;
+  }
+  std::string s = fmt::format("{}\n", getpid());
+  bool ok = write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size());
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    *error = fmt::format("{}: {}", path, std::strerror(errno));
+    unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+void start_signal_thread(std::function<void()> on_reload, std::function<void()> on_stats) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set, on_reload = std::move(on_reload), on_stats = std::move(on_stats)] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      if (sig == SIGUSR1) on_reload();
+      if (sig == SIGUSR2) on_stats();
+    }
+  }).detach();
+}
+
+}  // namespace mxguard::milter

@@ -1,0 +1,41 @@
+// Daemon life: the milter socket (stale-socket removal), privileges, pidfile, detaching, and
+// the signal thread (SIGUSR1 reload, SIGUSR2 stats). libmilter itself handles SIGHUP, SIGTERM
+// (orderly stop) and SIGINT (abort) in its own signal thread.
+// Threading: called from main() before smfi_main(), except the signal thread it starts.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace mxguard::milter {
+
+// A parsed milter socket spec (libmilter syntax, plus "unix:" as a synonym of "local:").
+struct SocketSpec {
+  enum class Kind { Local, Inet, Inet6 } kind = Kind::Local;
+  std::string path;  // Local
+  std::string host;  // Inet/Inet6
+  int port = 0;
+  std::string libmilter;  // what smfi_setconn() takes
+};
+std::optional<SocketSpec> parse_socket(const std::string& spec, std::string* error);
+
+// Removes a unix socket left behind by a dead mxguard. Refuses (false + error) when something
+// is listening there or the path is not a socket.
+bool remove_stale_socket(const std::string& path, std::string* error);
+
+struct Identity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string name;
+};
+std::optional<Identity> lookup_identity(const std::string& user_group, std::string* error);
+bool drop_privileges(const Identity& id, std::string* error);
+
+bool write_pidfile(const std::string& path, std::string* error);
+
+// Blocks SIGUSR1/SIGUSR2 in the calling thread (so in every thread started after it) and
+// starts a thread that sigwait()s for them.
+void start_signal_thread(std::function<void()> on_reload, std::function<void()> on_stats);
+
+}  // namespace mxguard::milter

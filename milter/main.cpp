@@ -1,0 +1,172 @@
+// mxguard: entry point. Reads options (exit 78 on any configuration error, naming file and
+// line), opens the milter socket, drops privileges, and hands over to libmilter.
+#include <fcntl.h>
+#include <libmilter/mfapi.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "adapter.h"
+#include "daemon.h"
+#include "mxguard/config.h"
+#include "mxguard/log.h"
+#include "mxguard/policy.h"
+
+using namespace mxguard;
+
+namespace {
+
+void print_check_config(const Config& cfg, const Policy& policy) {
+  fmt::print("mxguard {}: configuration OK\n", MXGUARD_VERSION);
+  fmt::print("  socket: {}\n", cfg.socket);
+  fmt::print("  report-only: {}\n", cfg.report_only ? "yes" : "no");
+  for (const auto& [name, mode] : policy.pipeline.describe())
+    fmt::print("  check.{} = {}\n", name, to_string(mode));
+  auto tables = [](std::string_view what, const auto& list) {
+    for (const auto& t : list)
+      fmt::print("  {}: {}\n", what, t->spec());
+  };
+  tables("client-access", cfg.client_access);
+  tables("helo-access", cfg.helo_access);
+  tables("sender-access", cfg.sender_access);
+  tables("recipient-access", cfg.recipient_access);
+}
+
+void reload(const CommandLine& cl) {
+  auto cfg = load_config(cl);
+  if (!cfg) {
+    log(LogLevel::Error, "reload failed: {}; keeping the current configuration",
+        cfg.error().to_string());
+    return;
+  }
+  set_log_level((*cfg)->log_level);
+  milter::policy_holder().set(build_policy(*cfg));
+  log(LogLevel::Notice, "reloaded configuration");
+}
+
+void log_stats() {
+  const auto& s = milter::stats();
+  log(LogLevel::Notice,
+      "stats: connections={} active={} messages={} rejects={} tempfails={} internal_errors={}",
+      s.connections.load(), s.active.load(), s.messages.load(), s.rejects.load(),
+      s.tempfails.load(), s.internal_errors.load());
+}
+
+bool detach(std::string* error) {
+  pid_t pid = fork();
+  if (pid < 0) {
+    *error = "fork failed";
+    return false;
+  }
+  if (pid > 0) _exit(0);
+  setsid();
+  int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (fd >= 0) {
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (fd > 2) close(fd);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CommandLine cl;
+  for (int i = 1; i < argc; ++i)
+    cl.args.emplace_back(argv[i]);
+  Invocation inv;
+  auto loaded = load_config(cl, &inv);
+  if (!loaded) {
+    fmt::print(stderr, "mxguard: {}\n", loaded.error().to_string());
+    return EX_CONFIG;
+  }
+  if (inv.help) {
+    fmt::print("usage: mxguard [options]\n\n{}", inv.help_text);
+    return EX_OK;
+  }
+  if (inv.version) {
+    unsigned major = 0, minor = 0, patch = 0;
+    smfi_version(&major, &minor, &patch);
+    fmt::print("mxguard {} (libmilter {}.{}.{})\n", MXGUARD_VERSION, major, minor, patch);
+    return EX_OK;
+  }
+  std::shared_ptr<const Config> cfg = *loaded;
+
+  std::string error;
+  auto socket = milter::parse_socket(cfg->socket, &error);
+  if (!socket) {
+    fmt::print(stderr, "mxguard: {}\n", error);
+    return EX_CONFIG;
+  }
+  std::optional<milter::Identity> identity;
+  if (!cfg->user.empty()) {
+    identity = milter::lookup_identity(cfg->user, &error);
+    if (!identity) {
+      fmt::print(stderr, "mxguard: {}\n", error);
+      return EX_CONFIG;
+    }
+  }
+  auto policy = build_policy(cfg);
+  if (inv.check_config) {
+    print_check_config(*cfg, *policy);
+    return EX_OK;
+  }
+
+  set_log_level(cfg->log_level);
+  static StandardSink sink(cfg->foreground, cfg->syslog);
+  set_log_sink(&sink);
+  milter::policy_holder().set(policy);
+
+  if (!milter::register_callbacks()) {
+    log(LogLevel::Error, "smfi_register failed");
+    return EX_SOFTWARE;
+  }
+  if (socket->kind == milter::SocketSpec::Kind::Local &&
+      !milter::remove_stale_socket(socket->path, &error)) {
+    log(LogLevel::Error, "{}", error);
+    return EX_UNAVAILABLE;
+  }
+  if (smfi_setconn(socket->libmilter.data()) != MI_SUCCESS ||
+      smfi_opensocket(false) != MI_SUCCESS) {
+    log(LogLevel::Error, "cannot listen on {} (in use, or no permission?)", cfg->socket);
+    return EX_UNAVAILABLE;
+  }
+  if (socket->kind == milter::SocketSpec::Kind::Local && identity &&
+      chown(socket->path.c_str(), identity->uid, identity->gid) != 0) {
+    log(LogLevel::Error, "cannot give {} to {}", socket->path, identity->name);
+    return EX_OSERR;
+  }
+  if (!cfg->foreground && !detach(&error)) {
+    log(LogLevel::Error, "{}", error);
+    return EX_OSERR;
+  }
+  if (!cfg->pidfile.empty() && !milter::write_pidfile(cfg->pidfile, &error)) {
+    log(LogLevel::Error, "{}", error);
+    return EX_CANTCREAT;
+  }
+  if (identity && !milter::drop_privileges(*identity, &error)) {
+    log(LogLevel::Error, "{}", error);
+    return EX_NOPERM;
+  }
+
+  milter::start_signal_thread([cl] { reload(cl); }, log_stats);
+  log(LogLevel::Notice, "mxguard {} listening on {}", MXGUARD_VERSION, cfg->socket);
+  int rc = smfi_main();
+
+  // libmilter has stopped accepting; let the MTA finish the transactions under way.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (milter::stats().active.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  log(LogLevel::Notice, "mxguard stopped");
+  if (!cfg->pidfile.empty()) unlink(cfg->pidfile.c_str());
+  if (socket->kind == milter::SocketSpec::Kind::Local) unlink(socket->path.c_str());
+  return rc == MI_SUCCESS ? EX_OK : EX_SOFTWARE;
+}

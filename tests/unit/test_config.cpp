@@ -1,0 +1,98 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "mxguard/config.h"
+
+using namespace mxguard;
+
+namespace {
+
+std::string write_file(const std::string& name, const std::string& text) {
+  std::string path = "/tmp/mxguard-unit-" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+Expected<std::shared_ptr<const Config>, ConfigError> load(std::vector<std::string> args) {
+  return load_config(CommandLine{std::move(args)});
+}
+
+}  // namespace
+
+TEST_CASE("config file keys and flags are the same options; the command line wins", "[config]") {
+  auto path = write_file("a.conf",
+                         "# comment\n"
+                         "socket = unix:/tmp/a.sock\n"
+                         "local-domains = Example.COM., example.net\n"
+                         "trusted-networks = 192.0.2.0/24\n"
+                         "report-only = yes\n"
+                         "check.forged-local-sender = on\n");
+  auto cfg = load({"-c", path, "-p", "inet:9999@127.0.0.1"});
+  REQUIRE(cfg);
+  const Config& c = **cfg;
+  CHECK(c.socket == "inet:9999@127.0.0.1");
+  CHECK(c.local_domains == std::vector<std::string>{"example.com", "example.net"});
+  CHECK(c.is_local_domain("EXAMPLE.com."));
+  CHECK(c.trusted_networks.contains(*net::IpAddress::parse("192.0.2.200")));
+  CHECK_FALSE(c.trusted_networks.contains(*net::IpAddress::parse("192.0.3.1")));
+  CHECK(c.report_only);
+  CHECK(c.mode("forged-local-sender") == CheckMode::On);
+  CHECK(c.mode("access") == CheckMode::On);
+  CHECK(c.exempt_recipients == std::vector<std::string>{"postmaster"});
+}
+
+TEST_CASE("a list option takes repeats, commas and file: sources", "[config]") {
+  auto list = write_file("domains", "# ours\nb.example\n\nc.example\n");
+  auto cfg = load({"--local-domains", "a.example", "--local-domains", "file:" + list});
+  REQUIRE(cfg);
+  CHECK((*cfg)->local_domains == std::vector<std::string>{"a.example", "b.example", "c.example"});
+}
+
+TEST_CASE("config errors name the file and line", "[config]") {
+  struct Case {
+    const char* text;
+    const char* where;
+    const char* what;
+  };
+  const Case cases[] = {
+      {"socket = unix:/x\nbogus-key = 1\n", ":2", "unknown option 'bogus-key'"},
+      {"\n\nreport-only = perhaps\n", ":3", "expected yes or no"},
+      {"trusted-networks = 10.0.0.0/33\n", ":1", "not an address or network"},
+      {"check.access = loud\n", ":1", "expected on, off or report"},
+      {"just words\n", ":1", "expected 'key = value'"},
+      {"version = yes\n", ":1", "command-line option"},
+  };
+  for (const auto& c : cases) {
+    auto path = write_file("bad.conf", c.text);
+    auto cfg = load({"-c", path});
+    INFO(c.text);
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.error().where == path + c.where);
+    CHECK_THAT(cfg.error().message, Catch::Contains(c.what));
+  }
+}
+
+TEST_CASE("a malformed table line is reported with the table's file and line", "[config]") {
+  auto table = write_file("bad.cidr", "192.0.2.0/24 REJECT\n10.1.0.0/8 REJECT\n");
+  auto cfg = load({"--client-access", "cidr:" + table});
+  REQUIRE_FALSE(cfg);
+  CHECK(cfg.error().where == table + ":2");
+}
+
+TEST_CASE("an unknown flag and a missing config file are errors", "[config]") {
+  auto unknown = load({"--no-such-flag"});
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().where == "command line");
+  auto missing = load({"-c", "/nonexistent/mxguard.conf"});
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().where == "/nonexistent/mxguard.conf");
+}
+
+TEST_CASE("every option has a lower-case name and every check a check. option", "[config]") {
+  auto names = option_names();
+  for (const auto& n : names)
+    CHECK(n == lowercase(n));
+  for (const auto& [check, mode] : known_checks())
+    CHECK(std::find(names.begin(), names.end(), "check." + check) != names.end());
+}
