@@ -336,8 +336,8 @@ CheckMode Config::mode(std::string_view check) const {
 
 std::vector<std::string> option_names() {
   std::vector<std::string> out;
-  for (const auto& o : describe_options().options())
-    out.push_back(o->long_name());
+  const po::options_description desc = describe_options();
+  for (const auto& o : desc.options()) out.push_back(o->long_name());
   return out;
 }
 
