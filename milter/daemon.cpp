@@ -170,7 +170,15 @@ void start_signal_thread(std::function<void()> on_reload, std::function<void()> 
   sigemptyset(&set);
   sigaddset(&set, SIGUSR1);
   sigaddset(&set, SIGUSR2);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // libmilter blocks SIGHUP/SIGTERM/SIGINT only in the thread that calls smfi_main() and the
+  // threads it starts; a thread started before that (this one) must block them too, or the
+  // kernel may deliver SIGTERM here and kill the process instead of stopping it in order.
+  sigset_t blocked = set;
+  sigaddset(&blocked, SIGHUP);
+  sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGINT);
+  sigaddset(&blocked, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
   std::thread([set, on_reload = std::move(on_reload), on_stats = std::move(on_stats)] {
     for (;;) {
       int sig = 0;

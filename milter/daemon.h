@@ -34,7 +34,8 @@ bool drop_privileges(const Identity& id, std::string* error);
 
 bool write_pidfile(const std::string& path, std::string* error);
 
-// Blocks SIGUSR1/SIGUSR2 in the calling thread (so in every thread started after it) and
+// Blocks SIGUSR1/SIGUSR2 (and the signals libmilter waits for) in the calling thread, so in
+// every thread started after it, and
 // starts a thread that sigwait()s for them.
 void start_signal_thread(std::function<void()> on_reload, std::function<void()> on_stats);
 
