@@ -1,0 +1,431 @@
+#include "mxguard/message/mime.h"
+
+#include <algorithm>
+#include <map>
+
+namespace mxguard::message {
+
+namespace {
+
+// Caps on what one field may produce; a Content-Type with 10,000 parameters is an attack.
+constexpr std::size_t kMaxParams = 64;
+constexpr int kMaxContinuation = 100;
+
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+bool is_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    c = lower(c);
+  return out;
+}
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_ws(s.front()))
+    s.remove_prefix(1);
+  while (!s.empty() && is_ws(s.back()))
+    s.remove_suffix(1);
+  return s;
+}
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// RFC 2045 tspecials end a token.
+bool is_tspecial(char c) {
+  return std::string_view("()<>@,;:\\\"/[]?=").find(c) != std::string_view::npos;
+}
+
+// Skips white space and (nested) comments. Unbalanced comments run to the end.
+void skip_cfws(std::string_view s, std::size_t& i) {
+  while (i < s.size()) {
+    if (is_ws(s[i])) {
+      ++i;
+    } else if (s[i] == '(') {
+      int depth = 0;
+      while (i < s.size()) {
+        if (s[i] == '\\') {
+          i += 2;
+          continue;
+        }
+        if (s[i] == '(') ++depth;
+        if (s[i] == ')' && --depth == 0) {
+          ++i;
+          break;
+        }
+        ++i;
+      }
+    } else {
+      break;
+    }
+  }
+}
+
+std::string read_token(std::string_view s, std::size_t& i) {
+  std::size_t start = i;
+  while (i < s.size() && !is_ws(s[i]) && !is_tspecial(s[i]) &&
+         static_cast<unsigned char>(s[i]) >= 0x20)
+    ++i;
+  return std::string(s.substr(start, i - start));
+}
+
+std::string read_quoted(std::string_view s, std::size_t& i) {
+  std::string out;
+  ++i;  // opening quote
+  while (i < s.size() && s[i] != '"') {
+    if (s[i] == '\\' && i + 1 < s.size()) ++i;
+    out.push_back(s[i]);
+    ++i;
+  }
+  if (i < s.size()) ++i;  // closing quote
+  return out;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      int hi = hex_value(s[i + 1]);
+      int lo = hex_value(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+// RFC 2231 §4: charset'language'value; the prefix is dropped, the value %-decoded.
+std::string decode_extended(std::string_view v, bool first_segment) {
+  if (first_segment) {
+    auto q1 = v.find('\'');
+    if (q1 != std::string_view::npos) {
+      auto q2 = v.find('\'', q1 + 1);
+      if (q2 != std::string_view::npos) v = v.substr(q2 + 1);
+    }
+  }
+  return percent_decode(v);
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+std::string unfold(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value)
+    if (c != '\r' && c != '\n') out.push_back(c);
+  return std::string(trim(out));
+}
+
+std::string_view ContentType::param(std::string_view name) const {
+  for (const auto& [k, v] : params)
+    if (k == name) return v;
+  return {};
+}
+
+ContentType parse_content_type(std::string_view value) {
+  ContentType ct;
+  std::size_t i = 0;
+  skip_cfws(value, i);
+  std::string type = read_token(value, i);
+  skip_cfws(value, i);
+  if (type.empty() || i >= value.size() || value[i] != '/') return ct;  // RFC 2045 §5.2
+  ++i;
+  skip_cfws(value, i);
+  std::string subtype = read_token(value, i);
+  if (subtype.empty()) return ct;
+  ct.type = to_lower(type);
+  ct.subtype = to_lower(subtype);
+  ct.present = true;
+
+  // name -> (segment number -> (value, extended)); segment -1 is the plain "name=" form.
+  std::map<std::string, std::map<int, std::pair<std::string, bool>>> raw;
+  while (i < value.size() && raw.size() < kMaxParams) {
+    skip_cfws(value, i);
+    if (i >= value.size()) break;
+    if (value[i] != ';') {
+      ++i;  // junk between parameters: skip a byte and resynchronise
+      continue;
+    }
+    ++i;
+    skip_cfws(value, i);
+    std::string name = to_lower(read_token(value, i));
+    skip_cfws(value, i);
+    if (name.empty() || i >= value.size() || value[i] != '=') continue;
+    ++i;
+    skip_cfws(value, i);
+    std::string v;
+    if (i < value.size() && value[i] == '"') {
+      v = read_quoted(value, i);
+    } else {
+      v = read_token(value, i);
+    }
+    // RFC 2231: name*, name*N, name*N*.
+    bool extended = false;
+    int segment = -1;
+    if (auto star = name.find('*'); star != std::string::npos) {
+      std::string_view suffix = std::string_view(name).substr(star + 1);
+      std::string base = name.substr(0, star);
+      if (!suffix.empty() && suffix.back() == '*') {
+        extended = true;
+        suffix.remove_suffix(1);
+      } else if (suffix.empty()) {
+        extended = true;  // "name*=" is a single extended value
+      }
+      if (!suffix.empty()) {
+        if (suffix.size() > 3 ||
+            !std::all_of(suffix.begin(), suffix.end(), [](char c) { return c >= '0' && c <= '9'; }))
+          continue;
+        segment = std::stoi(std::string(suffix));
+        if (segment > kMaxContinuation) continue;
+        if (suffix.back() == '*') extended = true;
+      } else {
+        segment = 0;
+      }
+      name = std::move(base);
+    }
+    auto& segs = raw[name];
+    segs.emplace(segment, std::make_pair(std::move(v), extended));
+  }
+  for (auto& [name, segs] : raw) {
+    std::string joined;
+    if (auto plain = segs.find(-1); plain != segs.end() && segs.size() == 1) {
+      joined = plain->second.first;
+    } else {
+      // Segments in order from 0; a gap ends the value (RFC 2231 §3).
+      int expect = 0;
+      for (auto& [n, seg] : segs) {
+        if (n < 0) continue;
+        if (n != expect) break;
+        joined += seg.second ? decode_extended(seg.first, n == 0) : seg.first;
+        ++expect;
+      }
+      if (joined.empty()) {
+        if (auto only = segs.find(-1); only != segs.end()) joined = only->second.first;
+      }
+    }
+    ct.params.emplace_back(name, std::move(joined));
+  }
+  return ct;
+}
+
+std::string first_token(std::string_view value) {
+  std::size_t i = 0;
+  skip_cfws(value, i);
+  std::size_t start = i;
+  while (i < value.size() && value[i] != ';' && value[i] != '(' && !is_ws(value[i]))
+    ++i;
+  return to_lower(value.substr(start, i - start));
+}
+
+std::string decode_words(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  std::size_t i = 0;
+  std::size_t pending_ws_start = std::string::npos;  // white space after an encoded word
+  bool last_was_word = false;
+  while (i < value.size()) {
+    if (value.compare(i, 2, "=?") == 0) {
+      // =?charset?enc?text?=
+      std::size_t q1 = value.find('?', i + 2);
+      std::size_t q2 = q1 == std::string_view::npos ? q1 : value.find('?', q1 + 1);
+      std::size_t end = q2 == std::string_view::npos ? q2 : value.find("?=", q2 + 1);
+      if (end != std::string_view::npos && q2 == q1 + 2) {
+        char enc = lower(value[q1 + 1]);
+        std::string_view text = value.substr(q2 + 1, end - q2 - 1);
+        std::string decoded;
+        bool ok = true;
+        if (enc == 'b') {
+          decoded = decode_base64(text, text.size());
+        } else if (enc == 'q') {
+          for (std::size_t k = 0; k < text.size(); ++k) {
+            if (text[k] == '_') {
+              decoded.push_back(' ');
+            } else if (text[k] == '=' && k + 2 < text.size()) {
+              int hi = hex_value(text[k + 1]);
+              int lo = hex_value(text[k + 2]);
+              if (hi >= 0 && lo >= 0) {
+                decoded.push_back(static_cast<char>(hi * 16 + lo));
+                k += 2;
+              } else {
+                decoded.push_back('=');
+              }
+            } else {
+              decoded.push_back(text[k]);
+            }
+          }
+        } else {
+          ok = false;
+        }
+        if (ok) {
+          // RFC 2047 §6.2: white space between adjacent encoded words is not displayed.
+          if (last_was_word && pending_ws_start != std::string::npos) out.resize(pending_ws_start);
+          out += decoded;
+          i = end + 2;
+          last_was_word = true;
+          pending_ws_start = out.size();
+          continue;
+        }
+      }
+    }
+    if (!is_ws(value[i])) {
+      last_was_word = false;
+      pending_ws_start = std::string::npos;
+    }
+    out.push_back(value[i]);
+    ++i;
+  }
+  return out;
+}
+
+std::string extract_msg_id(std::string_view value) {
+  auto lt = value.find('<');
+  if (lt == std::string_view::npos) {
+    // Some MTAs write the id without brackets; take the first word with an '@'.
+    std::string_view t = trim(value);
+    auto sp = t.find_first_of(" \t");
+    t = t.substr(0, sp);
+    if (t.find('@') == std::string_view::npos) return {};
+    return "<" + std::string(t) + ">";
+  }
+  auto gt = value.find('>', lt);
+  if (gt == std::string_view::npos) return {};
+  std::string_view id = value.substr(lt, gt - lt + 1);
+  if (id.find('@') == std::string_view::npos) return {};
+  std::string out;
+  for (char c : id)
+    if (!is_ws(c)) out.push_back(c);
+  return out;
+}
+
+std::string msg_id_domain(std::string_view msg_id) {
+  auto at = msg_id.rfind('@');
+  if (at == std::string_view::npos) return {};
+  std::string_view d = msg_id.substr(at + 1);
+  if (!d.empty() && d.back() == '>') d.remove_suffix(1);
+  if (!d.empty() && d.front() == '[') return {};  // a domain literal is nobody's domain
+  return to_lower(trim(d));
+}
+
+std::string extract_address(std::string_view value) {
+  std::string_view v = value;
+  auto lt = v.find('<');
+  if (lt != std::string_view::npos) {
+    auto gt = v.find('>', lt);
+    if (gt != std::string_view::npos) {
+      std::string_view inner = trim(v.substr(lt + 1, gt - lt - 1));
+      if (inner.find('@') != std::string_view::npos || inner.empty()) return std::string(inner);
+    }
+  }
+  // No angle brackets: the word holding the '@'.
+  auto at = v.find('@');
+  if (at == std::string_view::npos) return {};
+  std::size_t start = at, end = at;
+  auto word = [](char c) {
+    return !is_ws(c) && c != '<' && c != '>' && c != '(' && c != ')' && c != ',' && c != ';' &&
+           c != '"';
+  };
+  while (start > 0 && word(v[start - 1]))
+    --start;
+  while (end < v.size() && word(v[end]))
+    ++end;
+  return std::string(v.substr(start, end - start));
+}
+
+std::string decode_base64(std::string_view in, std::size_t limit) {
+  std::string out;
+  out.reserve(std::min(limit, in.size() * 3 / 4 + 3));
+  unsigned acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v;
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      v = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      v = c - '0' + 52;
+    } else if (c == '+') {
+      v = 62;
+    } else if (c == '/') {
+      v = 63;
+    } else if (c == '=') {
+      acc = 0;  // padding ends a quantum; garbage after it restarts cleanly
+      bits = 0;
+      continue;
+    } else {
+      continue;
+    }
+    acc = ((acc << 6) | static_cast<unsigned>(v)) & 0xFFFFFFu;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (out.size() >= limit) break;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+std::string decode_quoted_printable(std::string_view in, std::size_t limit) {
+  std::string out;
+  out.reserve(std::min(limit, in.size()));
+  for (std::size_t i = 0; i < in.size() && out.size() < limit; ++i) {
+    char c = in[i];
+    if (c != '=') {
+      out.push_back(c);
+      continue;
+    }
+    // Soft line break: "=" then optional white space then (CR)LF.
+    std::size_t j = i + 1;
+    while (j < in.size() && (in[j] == ' ' || in[j] == '\t'))
+      ++j;
+    if (j < in.size() && (in[j] == '\r' || in[j] == '\n')) {
+      if (in[j] == '\r' && j + 1 < in.size() && in[j + 1] == '\n') ++j;
+      i = j;
+      continue;
+    }
+    int hi = i + 1 < in.size() ? hex_value(in[i + 1]) : -1;
+    int lo = i + 2 < in.size() ? hex_value(in[i + 2]) : -1;
+    if (hi >= 0 && lo >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back('=');
+    }
+  }
+  return out;
+}
+
+bool LineCursor::next(std::string_view& line) {
+  if (pos_ >= text_.size()) return false;
+  std::size_t eol = text_.find('\n', pos_);
+  std::size_t end = eol == std::string_view::npos ? text_.size() : eol;
+  line = text_.substr(pos_, end - pos_);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  pos_ = eol == std::string_view::npos ? text_.size() : eol + 1;
+  return true;
+}
+
+}  // namespace mxguard::message

@@ -1,0 +1,142 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "message_corpus.h"
+
+using namespace mxguard;
+using namespace mxguard::message;
+using mxguard::testing::corpus_dir;
+using mxguard::testing::envelope_of;
+using mxguard::testing::read_file;
+using mxguard::testing::shipped_rules;
+
+namespace {
+
+Classification classify_file(const std::string& name) {
+  auto msg = MessageReader::from_text(read_file(corpus_dir() + "/" + name));
+  return classify(msg, envelope_of(msg), shipped_rules());
+}
+
+}  // namespace
+
+TEST_CASE("the shipped rule tables load", "[message][classifier]") {
+  const Rules& r = shipped_rules();
+  CHECK(r.subjects);
+  CHECK(r.senders);
+  CHECK(r.headers);
+  CHECK(r.body);
+}
+
+TEST_CASE("every corpus message gets the class its file name says", "[message][classifier]") {
+  // File names start with the expected class word: dsn-, bounce-, autoreply-, challenge-,
+  // virus-, mdn-, ordinary-.
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpus_dir())) {
+    std::string name = entry.path().filename().string();
+    if (entry.path().extension() != ".eml") continue;
+    ++files;
+    std::string word = name.substr(0, name.find('-'));
+    auto expected = parse_class_word(word);
+    REQUIRE(expected);
+    Classification c = classify_file(name);
+    INFO(name << ": got " << to_string(c.cls) << " (" << c.reason << ")");
+    CHECK(c.cls == *expected);
+  }
+  CHECK(files >= 25);
+}
+
+TEST_CASE("a Postfix DSN: per-recipient action and the returned original", "[message][dsn]") {
+  Classification c = classify_file("dsn-postfix.eml");
+  CHECK(c.cls == MessageClass::Dsn);
+  CHECK(c.reporting_mta == "mx1.remote.test");
+  REQUIRE(c.dsn.size() == 1);
+  CHECK(c.dsn[0].final_recipient == "bob@remote.test");
+  CHECK(c.dsn[0].action == "failed");
+  CHECK(c.dsn[0].status == "5.1.1");
+  CHECK(c.original.source == "message/rfc822");
+  CHECK(c.original.message_id == "<a1b2c3d4-5e6f@example.com>");
+  CHECK(c.original.from == "alice@example.com");
+  REQUIRE(c.original.received.size() == 2);
+  CHECK(c.original.received[0].find("mx-out.example.com") != std::string::npos);
+}
+
+TEST_CASE("a delayed DSN reports the delayed action", "[message][dsn]") {
+  Classification c = classify_file("dsn-delayed-sendmail.eml");
+  REQUIRE(c.dsn.size() == 1);
+  CHECK(c.dsn[0].action == "delayed");
+  CHECK(c.original.source == "text/rfc822-headers");
+  CHECK(c.original.message_id == "<delay-1@example.com>");
+}
+
+TEST_CASE("RFC 2231 report-type and split boundary are understood", "[message][dsn]") {
+  Classification c = classify_file("dsn-office365-rfc2231.eml");
+  CHECK(c.cls == MessageClass::Dsn);
+  CHECK(c.original.message_id == "<o365-77@example.com>");
+}
+
+TEST_CASE("free-text bounces: the quoted original is found", "[message][bounce]") {
+  struct Row {
+    const char* file;
+    const char* message_id;
+    const char* source;
+  };
+  const Row rows[] = {
+      {"bounce-exim.eml", "<5544aa-77@example.com>", "quoted text"},
+      {"bounce-qmail.eml", "<qm-8877@example.com>", "quoted text"},
+      {"bounce-yahoo.eml", "<yh-5678@example.com>", "quoted text"},
+      {"bounce-mdaemon.eml", "<md-909@example.com>", "quoted text"},
+      {"bounce-lotus.eml", "<lotus-42@example.com>", "message/rfc822"},
+      {"bounce-exchange-legacy.eml", "<inv-2024-117@example.com>", "message/rfc822"},
+  };
+  for (const Row& r : rows) {
+    INFO(r.file);
+    Classification c = classify_file(r.file);
+    CHECK(c.cls == MessageClass::Bounce);
+    CHECK(c.original.message_id == r.message_id);
+    CHECK(c.original.source == r.source);
+    CHECK_FALSE(c.original.received.empty());
+  }
+}
+
+TEST_CASE("headers suffice only for plainly ordinary mail", "[message][classifier]") {
+  auto assess = [](const std::string& name) {
+    auto msg = MessageReader::from_text(read_file(corpus_dir() + "/" + name));
+    return assess_headers(msg, envelope_of(msg), shipped_rules());
+  };
+  CHECK(assess("ordinary-personal.eml").headers_suffice);
+  CHECK(assess("ordinary-undeliverable-promises.eml").headers_suffice);
+  CHECK_FALSE(assess("ordinary-null-sender-notification.eml").headers_suffice);
+  auto dsn = assess("dsn-postfix.eml");
+  CHECK(dsn.cls == MessageClass::Dsn);
+  CHECK(dsn.class_final);
+  CHECK_FALSE(dsn.headers_suffice);
+  auto exim = assess("bounce-exim.eml");
+  CHECK(exim.cls == MessageClass::Bounce);
+  CHECK_FALSE(exim.headers_suffice);
+}
+
+TEST_CASE("an MDN and a bounce-sender address", "[message][classifier]") {
+  CHECK(classify_file("mdn-read-receipt.eml").cls == MessageClass::Mdn);
+  const Rules& r = shipped_rules();
+  CHECK(is_bounce_sender("", r));
+  CHECK(is_bounce_sender("MAILER-DAEMON@remote.test", r));
+  CHECK(is_bounce_sender("postmaster@remote.test", r));
+  CHECK_FALSE(is_bounce_sender("alice@example.com", r));
+}
+
+TEST_CASE("a rule table with a result that is not a class fails at load, naming the line",
+          "[message][classifier]") {
+  auto dir = std::filesystem::temp_directory_path() / "mxguard-rules-test";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir / "bounce-subjects.regexp");
+    f << "# comment\n/^x/ bounce\n/^y/ REJECT\n";
+  }
+  auto r = load_rules(dir.string(), false);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().line == 3);
+  auto missing = load_rules((dir / "nope").string(), true);
+  CHECK_FALSE(missing);
+  std::filesystem::remove_all(dir);
+}
