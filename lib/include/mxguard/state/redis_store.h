@@ -1,0 +1,105 @@
+// RedisStore: a StateStore on a Redis server, so that several MX hosts share strikes and bans.
+// Each call is one round trip (counters use a Lua script: INCR and PEXPIRE together) and is
+// bounded by the timeout (connect and command alike). Connections come from a small pool: the
+// pool's lock is held only to take or return one, never across the network.
+// When Redis cannot be reached, calls are answered at once from a local MemoryStore (the
+// fallback), the outage is logged once, and one caller at a time probes Redis again after a
+// growing backoff; the recovery is logged too. While Redis is up, a key Redis does not have is
+// still looked up in the fallback, so bans issued during an outage stay in force locally.
+// Who calls it: milter/main through make_store(); tests; the benchmark.
+// Thread-safety: all members may be called concurrently.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "mxguard/state/memory_store.h"
+#include "mxguard/state/store.h"
+
+struct redisContext;
+
+namespace mxguard::state {
+
+// redis://[[user]:password@]host[:port][/db]; the host may be a bracketed IPv6 address.
+struct RedisUrl {
+  std::string host;
+  int port = 6379;
+  int db = 0;
+  std::string user;  // Redis 6 ACL user; empty: AUTH with the password alone
+  std::string password;
+  static Expected<RedisUrl, std::string> parse(std::string_view url);
+  std::string to_string() const;  // without the password
+};
+
+struct RedisStoreOptions {
+  RedisUrl url;
+  std::chrono::milliseconds timeout{200};
+  std::string key_prefix = "mxguard:";
+  bool fallback = true;  // answer from local memory while Redis is away (else: an error)
+  MemoryStoreOptions fallback_options{.max_entries = 200'000, .shards = 16, .state_file = {}};
+  std::chrono::milliseconds min_backoff{500};
+  std::chrono::milliseconds max_backoff{30'000};
+  std::size_t max_idle_connections = 16;
+};
+
+class RedisStore final : public StateStore {
+ public:
+  // Tries one connection (bounded by the timeout) and says in the log if Redis is away; the
+  // store works either way.
+  explicit RedisStore(RedisStoreOptions options, const Clock& clock = SystemClock::instance());
+  ~RedisStore() override;
+  RedisStore(const RedisStore&) = delete;
+  RedisStore& operator=(const RedisStore&) = delete;
+
+  std::string describe() const override { return options_.url.to_string(); }
+  StoreResult<std::optional<std::string>> get(std::string_view key) override;
+  StoreResult<Done> put(std::string_view key, std::string_view value, Ttl ttl) override;
+  StoreResult<bool> set_if_absent(std::string_view key, std::string_view value, Ttl ttl) override;
+  StoreResult<std::int64_t> incr_with_window(std::string_view key, Ttl window) override;
+  StoreResult<std::optional<Ttl>> ttl(std::string_view key) override;
+  StoreResult<bool> erase(std::string_view key) override;
+  void housekeeping() override;
+
+  // False from a failed call until a later call succeeds.
+  bool redis_up() const { return up_.load(); }
+  std::uint64_t fallback_calls() const { return fallback_calls_.load(); }
+
+ private:
+  struct ContextDeleter {
+    void operator()(redisContext* c) const;
+  };
+  using Conn = std::unique_ptr<redisContext, ContextDeleter>;
+  struct Reply;
+  struct Outcome;
+
+  // Runs one command; on a transport failure marks Redis down and returns the error.
+  Outcome command(const std::vector<std::string>& argv);
+  // command(), then on_reply(reply) -> StoreResult<T>; from the fallback when Redis is away.
+  template <class T, class OnReply, class OnFallback>
+  StoreResult<T> run(const std::vector<std::string>& argv, OnReply on_reply,
+                     OnFallback on_fallback);
+  bool should_try();
+  void mark_up();
+  void mark_down(const StoreError& e);
+  Expected<Conn, StoreError> connect();
+  Conn acquire(StoreError* err);
+  void release(Conn c);
+  std::string k(std::string_view key) const;
+
+  RedisStoreOptions options_;
+  MemoryStore fallback_;
+  std::mutex pool_mu_;
+  std::vector<Conn> idle_;
+  std::mutex health_mu_;  // guards the backoff schedule below; never held across I/O
+  std::chrono::steady_clock::time_point next_attempt_{};
+  std::chrono::milliseconds backoff_{0};
+  std::atomic<bool> up_{true};
+  std::atomic<bool> probing_{false};
+  std::atomic<std::uint64_t> fallback_calls_{0};
+};
+
+}  // namespace mxguard::state

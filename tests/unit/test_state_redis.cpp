@@ -1,0 +1,174 @@
+// RedisStore against a real redis-server that the test starts on a free loopback port.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "mxguard/state/redis_store.h"
+#include "redis_fixture.h"
+
+using namespace mxguard::state;
+using namespace std::chrono_literals;
+using mxguard::testing::RedisServer;
+
+namespace {
+
+RedisStoreOptions options_for(const RedisServer& server,
+                              std::chrono::milliseconds timeout = 200ms) {
+  RedisStoreOptions o;
+  o.url = *RedisUrl::parse(server.url());
+  o.timeout = timeout;
+  o.min_backoff = 50ms;
+  o.max_backoff = 200ms;
+  return o;
+}
+
+// The slowest of n calls of f, in milliseconds.
+template <class F>
+std::chrono::milliseconds slowest(int n, F f) {
+  std::chrono::steady_clock::duration worst{};
+  for (int i = 0; i < n; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f(i);
+    worst = std::max(worst, std::chrono::steady_clock::now() - t0);
+  }
+  return std::chrono::duration_cast<std::chrono::milliseconds>(worst);
+}
+
+// Waits (polling through the store, as traffic would) until the store uses Redis again.
+bool wait_until_up(RedisStore& s) {
+  for (int i = 0; i < 500 && !s.redis_up(); ++i) {
+    (void)s.get("probe");
+    s.housekeeping();
+    std::this_thread::sleep_for(10ms);
+  }
+  return s.redis_up();
+}
+
+}  // namespace
+
+TEST_CASE("redis url: host, port, db, password, IPv6", "[state][redis]") {
+  auto u = RedisUrl::parse("redis://127.0.0.1:6380/2");
+  REQUIRE(u);
+  CHECK(u->host == "127.0.0.1");
+  CHECK(u->port == 6380);
+  CHECK(u->db == 2);
+  CHECK(u->to_string() == "redis://127.0.0.1:6380/2");
+  auto v = RedisUrl::parse("redis://:secret@[::1]");
+  REQUIRE(v);
+  CHECK(v->host == "::1");
+  CHECK(v->port == 6379);
+  CHECK(v->password == "secret");
+  CHECK(v->to_string() == "redis://[::1]:6379/0");  // no password in logs
+  for (const char* bad : {"memory", "redis://", "redis://h:0", "redis://h:99999", "redis://h/x",
+                          "redis://[::1", "http://h:1/0"}) {
+    INFO(bad);
+    CHECK_FALSE(RedisUrl::parse(bad));
+  }
+}
+
+TEST_CASE("redis store: the operations against a real redis-server", "[state][redis]") {
+  RedisServer server;
+  RedisStore s(options_for(server));
+  REQUIRE(s.redis_up());
+  CHECK_FALSE(s.get("a")->has_value());
+  REQUIRE(s.put("a", "one", 0ms));
+  CHECK(**s.get("a") == "one");
+  CHECK(**s.ttl("a") == 0ms);
+  CHECK(*s.set_if_absent("a", "two", 10s) == false);
+  CHECK(*s.set_if_absent("b", "two", 10s) == true);
+  auto t = s.ttl("b");
+  REQUIRE(t);
+  CHECK(**t > 9s);
+  CHECK(**t <= 10s);
+  CHECK(*s.incr_with_window("c", 60s) == 1);
+  CHECK(*s.incr_with_window("c", 60s) == 2);
+  CHECK(**s.ttl("c") > 59s);
+  auto bad = s.incr_with_window("a", 60s);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().kind == StoreErrorKind::BadValue);
+  CHECK(*s.erase("a") == true);
+  CHECK(*s.erase("a") == false);
+  CHECK_FALSE(s.ttl("a")->has_value());
+  CHECK(s.fallback_calls() == 0);
+}
+
+TEST_CASE("redis store: two stores (two MX hosts) share counters atomically", "[state][redis]") {
+  RedisServer server;
+  RedisStore a(options_for(server));
+  RedisStore b(options_for(server));
+  REQUIRE(a.put("ban:203.0.113.7", "x", 60s));
+  CHECK(**b.get("ban:203.0.113.7") == "x");
+  CHECK(*b.set_if_absent("ban:203.0.113.7", "y", 60s) == false);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      RedisStore& s = i % 2 ? a : b;
+      for (int n = 0; n < 250; ++n)
+        (void)s.incr_with_window("strikes:shared", 60s);
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  CHECK(**a.get("strikes:shared") == "1000");
+  CHECK(a.fallback_calls() == 0);
+  CHECK(b.fallback_calls() == 0);
+}
+
+TEST_CASE("redis store: redis killed mid-run, calls fail over fast; restarted, it reconnects",
+          "[state][redis]") {
+  RedisServer server;
+  RedisStore s(options_for(server));
+  REQUIRE(s.put("before", "1", 0ms));
+  server.stop();
+
+  // Every call returns promptly, answered by the local fallback.
+  auto worst = slowest(200, [&](int i) {
+    REQUIRE(s.put("k" + std::to_string(i), "v", 60s));
+    REQUIRE(s.incr_with_window("strikes:x", 60s));
+  });
+  CHECK_FALSE(s.redis_up());
+  CHECK(worst < 1000ms);  // loose on purpose: the bound that matters is "not the MTA's 30 s"
+  CHECK(**s.get("strikes:x") == "200");
+  CHECK(s.fallback_calls() > 0);
+
+  server.start();  // same port
+  REQUIRE(wait_until_up(s));
+  REQUIRE(s.put("after", "2", 0ms));
+  // A fresh redis has none of the old data; what was written during the outage is still
+  // answered from the fallback.
+  CHECK_FALSE(s.get("before")->has_value());
+  CHECK(**s.get("k5") == "v");
+  CHECK(**s.get("after") == "2");
+}
+
+TEST_CASE("redis store: a hung redis costs one timeout, then the fallback answers",
+          "[state][redis]") {
+  RedisServer server;
+  RedisStore s(options_for(server, 100ms));
+  REQUIRE(s.put("x", "1", 0ms));
+  server.pause();  // accepts connections, answers nothing
+  auto worst =
+      slowest(50, [&](int i) { REQUIRE(s.incr_with_window("c" + std::to_string(i % 3), 60s)); });
+  CHECK_FALSE(s.redis_up());
+  CHECK(worst < 1000ms);
+  server.resume();
+  REQUIRE(wait_until_up(s));
+  CHECK(**s.get("x") == "1");
+}
+
+TEST_CASE("redis store: unreachable at start, it starts on memory and says so", "[state][redis]") {
+  RedisStoreOptions o;
+  o.url = *RedisUrl::parse(
+      "redis://127.0.0.1:" + std::to_string(mxguard::testing::free_loopback_port()) + "/0");
+  o.timeout = 100ms;
+  RedisStore s(o);
+  CHECK_FALSE(s.redis_up());
+  REQUIRE(s.put("a", "b", 0ms));
+  CHECK(**s.get("a") == "b");
+
+  o.fallback = false;
+  RedisStore strict(o);
+  auto r = strict.get("a");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().kind == StoreErrorKind::Unavailable);
+}
