@@ -1,0 +1,62 @@
+#include "mxguard/dns/resolver.h"
+
+#include "mxguard/session.h"
+
+namespace mxguard::dns {
+
+std::string_view to_string(RrType t) {
+  switch (t) {
+    case RrType::A:
+      return "A";
+    case RrType::Cname:
+      return "CNAME";
+    case RrType::Soa:
+      return "SOA";
+    case RrType::Mx:
+      return "MX";
+    case RrType::Txt:
+      return "TXT";
+    case RrType::Aaaa:
+      return "AAAA";
+  }
+  return "?";
+}
+
+std::string_view to_string(DnsStatus s) {
+  switch (s) {
+    case DnsStatus::Ok:
+      return "ok";
+    case DnsStatus::NoData:
+      return "nodata";
+    case DnsStatus::NxDomain:
+      return "nxdomain";
+  }
+  return "?";
+}
+
+std::string_view to_string(DnsError::Kind k) {
+  switch (k) {
+    case DnsError::Kind::ServFail:
+      return "servfail";
+    case DnsError::Kind::Refused:
+      return "refused";
+    case DnsError::Kind::Timeout:
+      return "timeout";
+    case DnsError::Kind::Malformed:
+      return "malformed";
+    case DnsError::Kind::BadName:
+      return "bad-name";
+    case DnsError::Kind::Network:
+      return "network";
+  }
+  return "?";
+}
+
+std::string canonical_name(std::string_view name) {
+  std::string s = lowercase(name);
+  while (s.size() > 1 && s.back() == '.')
+    s.pop_back();
+  return s;
+}
+
+}  // namespace mxguard::dns

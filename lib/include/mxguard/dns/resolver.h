@@ -1,0 +1,72 @@
+// Resolver: the one way mxguard asks DNS a question. lookup(name, type) returns an answer or an
+// error. NXDOMAIN and NODATA are answers (with the TTL to cache them for, from the SOA per
+// RFC 2308); only SERVFAIL, REFUSED, timeouts and garbage are errors, because only those leave
+// the question open and must never turn into a 5xx.
+// Implementations: LdnsResolver (network), CachingResolver (decorator), fakes in the tests.
+// Who calls it: MailRoute analysis, `mxguard audit`, tests.
+// Thread-safety: lookup() and try_cached() may be called from any number of threads at once.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mxguard/expected.h"
+#include "mxguard/net/ip.h"
+
+namespace mxguard::dns {
+
+enum class RrType : std::uint16_t { A = 1, Cname = 5, Soa = 6, Mx = 15, Txt = 16, Aaaa = 28 };
+std::string_view to_string(RrType t);
+
+struct MxRecord {
+  std::uint16_t preference = 0;
+  std::string exchange;  // lower case, no trailing dot; "." for the root (null MX)
+  friend bool operator==(const MxRecord&, const MxRecord&) = default;
+};
+
+enum class DnsStatus : std::uint8_t {
+  Ok,        // records of the asked type (possibly after CNAMEs in the same response)
+  NoData,    // the name exists, no records of that type
+  NxDomain,  // the name (or the end of its CNAME chain) does not exist
+};
+std::string_view to_string(DnsStatus s);
+
+struct DnsAnswer {
+  DnsStatus status = DnsStatus::NoData;
+  // Set when the response ends in a CNAME whose target's records it does not carry (an
+  // authoritative server answering for a target outside its zones): ask again for this name.
+  std::string cname_target;
+  std::vector<net::IpAddress> addresses;  // A or AAAA
+  std::vector<MxRecord> mx;
+  std::vector<std::string> txt;  // each TXT record's strings joined
+  // Seconds the answer may be cached: the smallest TTL of the records used, or for a negative
+  // answer min(SOA TTL, SOA MINIMUM) (RFC 2308 §5); 0 when the response gave no clue.
+  std::uint32_t ttl = 0;
+};
+
+struct DnsError {
+  enum class Kind : std::uint8_t { ServFail, Refused, Timeout, Malformed, BadName, Network };
+  Kind kind = Kind::Network;
+  std::string message;  // for logs: "SERVFAIL from 127.0.0.1:53", "timeout after 3 tries"
+};
+std::string_view to_string(DnsError::Kind k);
+
+using DnsResult = Expected<DnsAnswer, DnsError>;
+
+class Resolver {
+ public:
+  virtual ~Resolver() = default;
+  // `name` is an A-label domain, case-insensitive, with or without the trailing dot.
+  virtual DnsResult lookup(std::string_view name, RrType type) = 0;
+  // The answer if it can be given at once without a query (a cache hit); else nothing. Lets
+  // callers skip starting a thread for questions already answered.
+  virtual std::optional<DnsResult> try_cached(std::string_view, RrType) { return std::nullopt; }
+};
+
+// Lower case, without trailing dots: the form names are compared and cached in.
+std::string canonical_name(std::string_view name);
+
+}  // namespace mxguard::dns
