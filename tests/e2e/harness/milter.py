@@ -1,0 +1,219 @@
+"""Runs the real mxguard daemon in the foreground for a test.
+
+    mxguard -f -p unix:/path/mxguard.sock -c CONFIG [extra args]
+
+The binary is $MXGUARD_BIN (CTest sets it to the built target), else build/milter/mxguard of the
+repository. stderr (one line per decision in the foreground) is collected into a list and a
+file. stop() fails the test if the daemon died early, exited non-zero or printed a sanitizer
+report: a crash must never pass as "mail got through".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from .milteraddr import MilterAddress
+from .util import REPO_ROOT, can_connect, make_instance_dir, socket_path, wait_until
+
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+    "ERROR: ThreadSanitizer", "ERROR: MemorySanitizer", "runtime error:",
+    "SUMMARY: UndefinedBehaviorSanitizer", "SUMMARY: AddressSanitizer",
+)
+
+
+class MxguardError(AssertionError):
+    """The daemon failed: did not start, crashed, exited non-zero or reported a sanitizer bug."""
+
+
+def mxguard_binary() -> Path:
+    return Path(os.environ.get("MXGUARD_BIN") or REPO_ROOT / "build" / "milter" / "mxguard")
+
+
+class Mxguard:
+    """One mxguard daemon with its own directory, config file and socket.
+
+    `config`: text of the config file. `args`: extra command-line flags. `socket`: libmilter
+    address; default a unix socket in the instance directory. `socket` (attribute) is what
+    the Postfix and Sendmail classes take as `milter`.
+    """
+
+    def __init__(self, config: str = "", args: tuple[str, ...] | list[str] = (),
+                 socket: str | None = None, directory: Path | None = None,
+                 binary: Path | None = None, env: dict[str, str] | None = None):
+        self.dir = Path(directory) if directory else make_instance_dir("mxguard")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.binary = Path(binary or mxguard_binary())
+        self.config_file = self.dir / "mxguard.conf"
+        self.config_text = config
+        self.args = list(args)
+        self.socket = MilterAddress.parse(
+            socket or f"unix:{socket_path(self.dir, 'mxguard.sock')}")
+        self.log_file = self.dir / "mxguard.log"
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self._lines: list[str] = []
+        self._lines_lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self._mark = 0
+        self._stopped = False
+
+    def command(self) -> list[str]:
+        return [str(self.binary), "-f", "-p", self.socket.libmilter(),
+                "-c", str(self.config_file), *self.args]
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self, timeout: float = 20) -> "Mxguard":
+        """Start and wait until the socket accepts connections; fail with the daemon's log."""
+        if not self.binary.exists():
+            raise MxguardError(f"mxguard binary not found: {self.binary} (set MXGUARD_BIN)")
+        self.write_config(self.config_text)
+        if self.socket.kind == "unix":
+            Path(self.socket.path).unlink(missing_ok=True)  # stale socket of an earlier run
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:print_summary=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:print_summary=1")
+        env.update(self.env)
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=env, cwd=self.dir)
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True,
+                                        name=f"mxguard-stderr-{self.proc.pid}")
+        self._reader.start()
+        try:
+            wait_until(self._ready, timeout, interval=0.02, what=f"mxguard socket {self.socket}")
+        except TimeoutError:
+            self._abort()
+            raise MxguardError(f"mxguard did not open {self.socket} within {timeout}s:\n"
+                               + self.log_text())
+        if self.socket.kind == "unix":
+            # Postfix's smtpd connects as user postfix; libmilter makes the socket 0755-ish.
+            os.chmod(self.socket.path, 0o666)
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            self._reader.join(2)
+            raise MxguardError(f"mxguard exited with status {self.proc.returncode} during "
+                               f"start-up:\n{self.log_text()}")
+        if self.socket.kind == "unix":
+            return Path(self.socket.path).exists()
+        return can_connect(self.socket.host, self.socket.port, timeout=0.2)
+
+    def write_config(self, text: str) -> None:
+        self.config_text = text
+        self.config_file.write_text(text)
+
+    def _read_stderr(self) -> None:
+        with open(self.log_file, "ab", buffering=0) as out:
+            for raw in self.proc.stderr:
+                out.write(raw)
+                with self._lines_lock:
+                    self._lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check(self) -> None:
+        """Raise MxguardError if the daemon died or reported a sanitizer error so far."""
+        if self.proc is None:
+            raise MxguardError("mxguard was never started")
+        if self.proc.poll() is not None and not self._stopped:
+            self._reader.join(2)
+            raise MxguardError(f"mxguard died with status {self.proc.returncode}:\n"
+                               + self.log_text())
+        self._check_sanitizers()
+
+    def _check_sanitizers(self) -> None:
+        text = self.log_text()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                raise MxguardError(f"mxguard sanitizer report ({marker}):\n{text}")
+
+    def reload(self, config: str | None = None, settle: float = 0.2) -> None:
+        """Optionally rewrite the config file, then SIGUSR1 (reload config and tables)."""
+        if config is not None:
+            self.write_config(config)
+        self.check()
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(settle)
+        self.check()
+
+    def stats(self) -> None:
+        """SIGUSR2: the daemon writes a stats line."""
+        self.check()
+        self.proc.send_signal(signal.SIGUSR2)
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM and wait; MxguardError on a non-zero status or a sanitizer report."""
+        if self.proc is None or self._stopped:
+            return 0 if self.proc is None else self.proc.returncode
+        died_early = self.proc.poll() is not None
+        if not died_early:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._abort()
+                raise MxguardError(f"mxguard ignored SIGTERM for {timeout}s:\n"
+                                   + self.log_text())
+        self._stopped = True
+        self._reader.join(5)
+        status = self.proc.returncode
+        if died_early:
+            raise MxguardError(f"mxguard had died before stop() with status {status}:\n"
+                               + self.log_text())
+        if status != 0:
+            raise MxguardError(f"mxguard exited with status {status} after SIGTERM:\n"
+                               + self.log_text())
+        self._check_sanitizers()
+        return status
+
+    def _abort(self) -> None:
+        """Kill our daemon process hard (start-up failure or hang)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._stopped = True
+        if self._reader:
+            self._reader.join(2)
+
+    def __enter__(self) -> "Mxguard":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.stop()
+        else:
+            self._abort()
+
+    # -- log -------------------------------------------------------------------------------
+    def log_lines(self, since_mark: bool = True) -> list[str]:
+        """stderr lines, by default only those after the last mark_log()."""
+        with self._lines_lock:
+            return list(self._lines[self._mark if since_mark else 0:])
+
+    def log_text(self) -> str:
+        return "\n".join(self.log_lines(since_mark=False))
+
+    def mark_log(self) -> None:
+        with self._lines_lock:
+            self._mark = len(self._lines)
+
+    def wait_log(self, pattern: str, timeout: float = 10) -> re.Match:
+        """Wait for a stderr line (since the mark) matching regex `pattern`."""
+        rx = re.compile(pattern)
+
+        def search():
+            for line in self.log_lines():
+                m = rx.search(line)
+                if m:
+                    return m
+            return None
+        return wait_until(search, timeout, what=f"mxguard log line /{pattern}/")
