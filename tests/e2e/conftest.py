@@ -118,6 +118,8 @@ def mta(mta_kind, mta_pool, sink):
     inner = _mta_factory(mta_kind, mta_pool, sink, used)
 
     def factory(milter=None, postfix_config=None, sendmail_config=None, **kwargs):
+        if "config" in kwargs:
+            raise TypeError("mta(): MTA configs differ; use postfix_config= / sendmail_config=")
         config = postfix_config if mta_kind == "postfix" else sendmail_config
         if mta_kind == "sendmail" and "listen" in kwargs:
             kwargs["host"] = kwargs.pop("listen")[0]

@@ -30,8 +30,9 @@ def test_postfix_delivers_100_messages(postfix, sink):
     results = smtp.send_many(server, 100, concurrency=10, subject_prefix="bulk",
                              recipients=["user@dest.example"])
     assert [r for r in results if not r.accepted] == []
-    delivered = sink.expect_exactly(100, timeout=60)
+    sink.wait_for(100, timeout=60)
     elapsed = time.monotonic() - started
+    delivered = sink.expect_exactly(100)
     assert sorted(m.subject for m in delivered) == sorted(f"bulk {i}" for i in range(100))
     assert {m.recipient for m in delivered} == {"user@dest.example"}
     print(f"100 messages through Postfix into the sink in {elapsed:.2f}s")
@@ -47,7 +48,16 @@ def test_sendmail_delivers_with_envelope(sendmail, sink):
         ("alice@client.example", "Bob@dest.example"),
         ("alice@client.example", "carol@other.example")}
     assert all(m.subject == "hi" for m in delivered)
-    assert sink.find(recipient="bob@dest.example", subject="hi")
+    assert sink.find(recipient="bob@dest.example", subject="hi")  # addresses: any case
+    assert not sink.find(recipient="bob@dest.example", subject="other")
+
+
+def test_wait_find_waits_for_async_delivery(postfix, sink):
+    server = postfix()
+    assert smtp.send(server, recipients=["late@dest.example"], subject="async").accepted
+    [m] = sink.wait_find(recipient="late@dest.example", subject="async")
+    assert m.body.strip() == "Test message."
+    sink.expect_exactly(1)
 
 
 def test_null_sender_recorded_as_empty(mta, sink):

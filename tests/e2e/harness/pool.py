@@ -73,7 +73,7 @@ class MtaPool:
             inst.stop()  # files stay for a failed run's post-mortem; the run dir goes later
 
 
-def settle(inst: Postfix | Sendmail, timeout: float = 15.0) -> None:
+def settle(inst: Postfix | Sendmail, timeout: float = 30.0) -> None:
     """End-of-test check: everything the MTA accepted has left its queue.
 
     Leftovers are purged (so they cannot land in the next test's sink) and reported as

@@ -9,17 +9,19 @@ to the `sink` pipe service and so into a `Sink`.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
 import signal
 import time
+import weakref
 from pathlib import Path
 
 from .milteraddr import MilterAddress
 from .sink import Sink
-from .util import (TEST_HOSTNAME, free_port, kill_pid, make_instance_dir, pid_alive, run,
-                   wait_until)
+from .util import (TEST_HOSTNAME, check_world_traversable, free_port, kill_pid,
+                   make_instance_dir, pid_alive, run, wait_until)
 
 POSTFIX = shutil.which("postfix", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/postfix"
 MASTER = "/usr/lib/postfix/sbin/master"
@@ -71,6 +73,17 @@ sink      unix  -       n       n       -       -       pipe
 """
 
 
+_running: "weakref.WeakSet[Postfix]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Stop instances a crashed or interrupted test run left behind (master daemonizes, so
+    it would otherwise outlive the test process and keep its port)."""
+    for inst in list(_running):
+        inst.terminate()
+
+
 class Postfix:
     """One private Postfix instance listening on loopback.
 
@@ -89,6 +102,7 @@ class Postfix:
         self.listen = tuple(listen)
         self.extra_master = extra_master
         self.dir = Path(directory) if directory else make_instance_dir("postfix")
+        check_world_traversable(self.dir)
         self.config_dir = self.dir / "etc"
         self.queue_dir = self.dir / "queue"
         self.data_dir = self.dir / "data"
@@ -223,6 +237,7 @@ class Postfix:
                 raise RuntimeError(f"postfix master in {self.dir} failed to start:\n"
                                    f"{proc.stdout}{proc.stderr}{check.stdout}{check.stderr}\n"
                                    + self.log_text()[-3000:])
+            _running.add(self)
             try:
                 self._wait_listening()
                 return self
@@ -297,6 +312,7 @@ class Postfix:
         pid = self.master_pid() or getattr(self, "_stopping_pid", None)
         if pid is not None and pid_alive(pid):
             kill_pid(pid, timeout=10)
+        _running.discard(self)
 
     def cleanup(self) -> None:
         """Stop and remove the instance directory."""

@@ -40,7 +40,8 @@ EOM_MACROS = "{msg_id}"
 # DefaultUser games); no F=m, so the agent runs once per recipient; no S=/R= rulesets, so $g
 # and $u are the envelope addresses as given (EnvToL would cut the domain off); F=u keeps case.
 # TrustStickyBit: milter socket paths may run through /tmp, which Sendmail's safe-file checks
-# would otherwise call unsafe (world-writable directory).
+# would otherwise call unsafe (world-writable directory). MaxHeadersLength as Postfix's
+# header_size_limit (Sendmail's default of 32k rejects what Postfix takes).
 MC_TEMPLATE = """\
 divert(-1)
 divert(0)dnl
@@ -58,11 +59,12 @@ define(`confDONT_PROBE_INTERFACES', `True')dnl
 define(`confDELIVERY_MODE', `interactive')dnl
 define(`confTO_IDENT', `0s')dnl
 define(`confBIND_OPTS', `-DNSRCH -DEFNAMES')dnl
-define(`confLOG_LEVEL', `12')dnl
+define(`confLOG_LEVEL', `10')dnl
 define(`confAUTH_MECHANISMS', `')dnl
 define(`confMILTER_LOG_LEVEL', `14')dnl
 define(`confPRIVACY_FLAGS', `authwarnings')dnl
 define(`confSAFE_QUEUE', `True')dnl
+define(`confMAX_HEADERS_LENGTH', `102400')dnl
 define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl
 define(`confMILTER_MACROS_CONNECT', `{connect_macros}')dnl
 define(`confMILTER_MACROS_HELO', `{helo_macros}')dnl

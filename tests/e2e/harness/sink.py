@@ -150,6 +150,26 @@ class Sink:
             found.append(m)
         return found
 
+    def wait_find(self, recipient: str | None = None, subject: str | None = None,
+                  sender: str | None = None, count: int = 1,
+                  timeout: float = 30.0) -> list[SinkMessage]:
+        """Like find(), but waits until at least `count` copies match (delivery is async).
+
+        find() answers at once, which suits "nothing arrived" checks; right after an SMTP
+        transaction the MTA may still be delivering, so positive checks should use this.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.find(recipient=recipient, subject=subject, sender=sender)
+            if len(found) >= count:
+                return found
+            if time.monotonic() >= deadline:
+                got = [(m.sender, m.recipient, m.subject) for m in self.messages()]
+                raise AssertionError(
+                    f"sink {self.dir}: no {count} message(s) with recipient={recipient!r} "
+                    f"subject={subject!r} sender={sender!r} within {timeout:g}s; got {got}")
+            time.sleep(0.05)
+
     def clear(self) -> None:
         """Forget everything delivered so far (used when an MTA instance is reused)."""
         for p in self._files():

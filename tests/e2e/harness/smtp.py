@@ -233,7 +233,7 @@ class SmtpResult:
             if r is not None:
                 return r
         if self.rcpts:
-            return self.rcpts[-1] if not any(r.ok for r in self.rcpts) else self.rcpts[-1]
+            return self.rcpts[-1]
         for r in (self.mail, self.ehlo):
             if r is not None:
                 return r

@@ -52,6 +52,21 @@ def run_dir() -> Path:
     return _run_dir
 
 
+def check_world_traversable(path: Path) -> None:
+    """Fail early, and clearly, if unprivileged MTA processes cannot reach `path`.
+
+    Postfix's smtpd (user postfix) opens milter sockets and its pipe (user nobody) runs the
+    sink agent below the instance directory; a 0700 ancestor (a home directory, say) would
+    show up only as deferred mail. Then point MXGUARD_E2E_TMP somewhere else, e.g. /tmp.
+    """
+    for d in [Path(path), *Path(path).parents]:
+        mode = d.stat().st_mode
+        if not mode & 0o001:
+            raise RuntimeError(f"{d} is not world-traversable (mode {oct(mode & 0o7777)}): "
+                               f"Postfix's unprivileged processes cannot reach {path}; "
+                               "set MXGUARD_E2E_TMP to a directory they can reach")
+
+
 def make_instance_dir(prefix: str) -> Path:
     """Fresh, world-traversable directory for one instance (mkdtemp makes 0700 ones)."""
     path = Path(tempfile.mkdtemp(prefix=prefix + "-", dir=run_dir()))
