@@ -7,6 +7,10 @@ sendmail.cf. The front listens on a loopback port; for each connection it starts
 and its milter see the real client address, exactly as for a daemon. Every recipient is routed
 to a `sink` mailer that runs the sink delivery agent; delivery mode is interactive.
 
+A daemon sets {daemon_*} (and, off loopback, {if_addr}) from its listening socket; -bs
+cannot, so the front passes them with -oM (see Sendmail._daemon_macros). Sendmail logs only
+to syslog: each sendmail gets a private /dev/log that a receiver thread writes to `maillog`.
+
 Each sendmail runs in its own UTS and mount namespace (we are root) with the host name
 mx.test.example and a private /etc/hosts: without a fully qualified host name Sendmail
 sleeps 60 s at start, and no name lookup must leave the machine.
@@ -14,6 +18,7 @@ sleeps 60 s at start, and no name lookup must leave the machine.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -27,7 +32,8 @@ from .milteraddr import MilterAddress
 from .sink import Sink
 from .util import REPO_ROOT, TEST_HOSTNAME, kill_pid, make_instance_dir, run, wait_until
 
-CONNECT_MACROS = ("j, _, {daemon_name}, {daemon_addr}, {if_name}, {if_addr}, "
+CONNECT_MACROS = ("j, _, {daemon_name}, {daemon_addr}, {daemon_port}, {daemon_family}, "
+                  "{if_name}, {if_addr}, {if_family}, "
                   "{client_addr}, {client_name}, {client_port}, {client_ptr}")
 HELO_MACROS = "{tls_version}, {cipher}, {cipher_bits}, {cert_subject}, {cert_issuer}"
 MAIL_MACROS = "i, {auth_type}, {auth_authen}, {auth_ssf}, {auth_author}, {mail_mailer}, " \
@@ -107,7 +113,9 @@ class Sendmail:
 
     `milter`: libmilter-style address, `MilterAddress` or running `Mxguard`; None: no milter.
     `milter_flags` / `milter_timeouts` fill F= and T= of INPUT_MAIL_FILTER. `config`: extra
-    m4 lines for the .mc file. `host`: loopback address of the front.
+    m4 lines for the .mc file. `host`: loopback address of the front. `loopback_if_addr`:
+    pass {if_addr} although the listener is loopback (a real daemon would not; see
+    _daemon_macros).
     """
 
     name = "sendmail"
@@ -115,8 +123,10 @@ class Sendmail:
     def __init__(self, milter=None, config: str | None = "", sink: Sink | None = None,
                  host: str = "127.0.0.1", milter_flags: str = "T",
                  milter_timeouts: str = "C:10s;S:10s;R:30s;E:60s",
-                 root: Path | None = None, directory: Path | None = None):
+                 root: Path | None = None, directory: Path | None = None,
+                 loopback_if_addr: bool = False):
         self.root = ensure_sendmail(root)
+        self.loopback_if_addr = loopback_if_addr
         self.binary = self.root / "usr/libexec/sendmail/sendmail"
         self.cfdir = self.root / "usr/share/sendmail/cf"
         self.milter = MilterAddress.parse(milter) if milter is not None else None
@@ -256,18 +266,27 @@ class Sendmail:
         finally:
             stderr.close()
 
-    @staticmethod
-    def _daemon_macros(conn: socket.socket) -> list[str]:
+    def _daemon_macros(self, conn: socket.socket) -> list[str]:
         """-oM options for the macros a sendmail daemon sets itself but -bs does not.
 
-        In daemon mode Sendmail takes {if_addr} and {daemon_*} from its listening socket;
-        under -bs they would be empty, so the front passes the accepted socket's local end.
+        A daemon listening with DAEMON_OPTIONS(`Addr=A, Port=P, Name=MTA') sets
+        {daemon_addr} {daemon_port} {daemon_name} {daemon_family} and {if_name}; it sets
+        {if_addr}/{if_family} only when the connection came in on a NON-loopback interface
+        (daemon.c: `if (!isloopback(sa))`). All our listeners are loopback, so by default
+        {if_addr} stays unset as with a real daemon; `loopback_if_addr=True` sets it anyway
+        for tests that need a listener address from Sendmail.
         """
         addr, port = conn.getsockname()[:2]
-        return [f"-oM{{if_addr}}{addr}", f"-oM{{if_name}}{TEST_HOSTNAME}",
-                f"-oM{{daemon_addr}}{addr}", f"-oM{{daemon_port}}{port}",
-                "-oM{daemon_name}MTA", "-oM{daemon_family}" +
-                ("inet6" if conn.family == socket.AF_INET6 else "inet")]
+        v6 = conn.family == socket.AF_INET6
+        shown = sendmail_ipv6(addr) if v6 else addr
+        if_name = TEST_HOSTNAME if addr in ("127.0.0.1", "::1") else f"[{shown}]"
+        args = [f"-oM{{daemon_addr}}{shown}", f"-oM{{daemon_port}}{port}",
+                "-oM{daemon_name}MTA", "-oM{daemon_family}" + ("inet6" if v6 else "inet"),
+                f"-oM{{if_name}}{if_name}"]
+        if self.loopback_if_addr:
+            args += [f"-oM{{if_addr}}{shown}",
+                     f"-oM{{if_family}}{int(socket.AF_INET6 if v6 else socket.AF_INET)}"]
+        return args
 
     def _reap(self) -> None:
         with self._lock:
@@ -352,6 +371,12 @@ class Sendmail:
                     return m
             return None
         return wait_until(search, timeout, what=f"sendmail log line /{pattern}/")
+
+
+def sendmail_ipv6(addr: str) -> str:
+    """An IPv6 address as this Sendmail (built with IPV6_FULL) writes it: "IPv6:0:0:0:0:0:0:0:1"."""
+    groups = ipaddress.IPv6Address(addr.split("%")[0]).exploded.split(":")
+    return "IPv6:" + ":".join(f"{int(g, 16):x}" for g in groups)
 
 
 class SyslogReceiver:
