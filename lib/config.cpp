@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
+#include "mxguard/state/options.h"
 #include "mxguard/tables/access_action.h"
 
 namespace po = boost::program_options;
@@ -67,6 +69,22 @@ po::options_description describe_options() {
     d.add_options()(("check." + name).c_str(), str(),
                     fmt::format("on, off or report (default {})", to_string(mode)).c_str());
   }
+  // clang-format off
+  d.add_options()
+    ("state", str(), "where strikes and bans live: memory, or redis://host:port/db to share them")
+    ("state-file", str(), "memory state: file that keeps bans across restarts")
+    ("state-max-entries", str(), "memory state: most entries kept (about 100 bytes each)")
+    ("redis-timeout", str(), "give up on one Redis call after this long (default 200ms)")
+    ("ban-strikes", str(), "strikes within ban-window that ban a client (default 3)")
+    ("ban-window", str(), "strikes count within this window from the first (default 10m)")
+    ("ban-time", str(), "length of a first ban (default 30m)")
+    ("ban-escalated-time", str(), "length of a repeated ban (default 1d)")
+    ("ban-escalation-window", str(), "a ban this soon after the last one ended is repeated (1d)")
+    ("ban-aggregate-v4-prefix", str(), "IPv4 clients share strikes per network of this prefix (32)")
+    ("ban-aggregate-v6-prefix", str(), "IPv6 clients share strikes per network of this prefix (64)")
+    ("allow-networks", list(), "clients never banned (CIDR)")
+    ("provider-suffixes", list(), "host name suffixes of providers never banned (FCrDNS)");
+  // clang-format on
   return d;
 }
 
@@ -215,6 +233,80 @@ std::optional<ConfigError> load_tables(const Reader& r, std::string_view key,
   return std::nullopt;
 }
 
+// State store and bans (see state/options.h). Every bad value names its file and line.
+std::optional<ConfigError> load_state_options(const Reader& r, state::StateOptions& o) {
+  using std::chrono::milliseconds;
+  if (const RawValue* v = r.last("state")) {
+    if (v->value != "memory") {
+      auto url = state::RedisUrl::parse(v->value);
+      if (!url)
+        return ConfigError{v->where, fmt::format("state: expected memory or "
+                                                 "redis://host:port/db, got '{}': {}",
+                                                 v->value, url.error())};
+      o.redis = *url;
+    }
+    o.state = v->value;
+  }
+  o.state_file = r.string("state-file", o.state_file);
+  auto number = [&](std::string_view key, long long lo, long long hi,
+                    auto& out) -> std::optional<ConfigError> {
+    const RawValue* v = r.last(key);
+    if (!v) return std::nullopt;
+    long long n = 0;
+    const std::string& s = v->value;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || n < lo || n > hi)
+      return ConfigError{
+          v->where, fmt::format("{}: expected a number from {} to {}, got '{}'", key, lo, hi, s)};
+    out = static_cast<std::remove_reference_t<decltype(out)>>(n);
+    return std::nullopt;
+  };
+  auto duration = [&](std::string_view key, milliseconds bare, milliseconds lo, milliseconds hi,
+                      auto& out) -> std::optional<ConfigError> {
+    const RawValue* v = r.last(key);
+    if (!v) return std::nullopt;
+    auto d = state::parse_duration(v->value, bare);
+    if (!d || *d < lo || *d > hi)
+      return ConfigError{v->where,
+                         fmt::format("{}: expected a duration from {} ms to {} ms (e.g. {}), "
+                                     "got '{}'",
+                                     key, lo.count(), hi.count(),
+                                     bare.count() == 1 ? "200ms" : "30m, 1800s, 1d", v->value)};
+    out = std::chrono::duration_cast<std::remove_reference_t<decltype(out)>>(*d);
+    return std::nullopt;
+  };
+  constexpr milliseconds ms(1), sec(1000), year(365LL * 86'400'000);
+  state::BanSettings& b = o.bans;
+  for (auto e : {number("state-max-entries", 1000, 1'000'000'000, o.max_entries),
+                 duration("redis-timeout", ms, 10 * ms, 30 * sec, o.redis_timeout),
+                 number("ban-strikes", 1, 1'000'000, b.strikes),
+                 duration("ban-window", sec, sec, year, b.window),
+                 duration("ban-time", sec, sec, year, b.ban_time),
+                 duration("ban-escalated-time", sec, sec, year, b.escalated_time),
+                 duration("ban-escalation-window", sec, milliseconds(0), year, b.escalation_window),
+                 number("ban-aggregate-v4-prefix", 8, 32, b.v4_prefix),
+                 number("ban-aggregate-v6-prefix", 16, 128, b.v6_prefix)})
+    if (e) return e;
+  auto nets = r.list("allow-networks");
+  if (!nets) return nets.error();
+  for (const auto& n : *nets) {
+    auto c = net::Cidr::parse_or_explain(n.value);
+    if (!c)
+      return ConfigError{n.where, fmt::format("allow-networks: '{}': {}", n.value, c.error())};
+    b.allow.add(*c);
+  }
+  auto suffixes = r.list("provider-suffixes");
+  if (!suffixes) return suffixes.error();
+  for (const auto& s : *suffixes) {
+    std::string d = lowercase(s.value);
+    if (d.empty() || d.find_first_of("@/[]:") != std::string::npos || d == ".")
+      return ConfigError{s.where,
+                         fmt::format("provider-suffixes: '{}' is not a domain suffix", s.value)};
+    b.provider_suffixes.push_back(d);
+  }
+  return std::nullopt;
+}
+
 std::string normalise_domain(std::string_view d) {
   std::string s = lowercase(d);
   while (!s.empty() && s.back() == '.')
@@ -298,6 +390,7 @@ Expected<std::shared_ptr<const Config>, ConfigError> build(const Reader& r) {
   if (auto e = load_tables(r, "helo-access", cfg->helo_access)) return unexpected(*e);
   if (auto e = load_tables(r, "sender-access", cfg->sender_access)) return unexpected(*e);
   if (auto e = load_tables(r, "recipient-access", cfg->recipient_access)) return unexpected(*e);
+  if (auto e = load_state_options(r, cfg->state)) return unexpected(*e);
 
   for (const auto& [name, def] : check_defaults()) {
     CheckMode mode = def;

@@ -14,10 +14,18 @@
 namespace mxguard {
 
 struct Config;
+namespace state {
+class Bans;
+class StateStore;
+}  // namespace state
 
 // What a check may reach beyond the session. Grows with the resolver and state store.
 struct CheckContext {
   const Config& config;
+  // Strikes and bans (null: no state). Process-wide, owned by StateRuntime; the adapter holds a
+  // reference for the duration of the callback (see state/runtime.h).
+  state::Bans* bans = nullptr;
+  state::StateStore* store = nullptr;
 };
 
 // The exemptions that the pipeline applies centrally, before a check is asked.

@@ -16,6 +16,7 @@
 #include "mxguard/log.h"
 #include "mxguard/net/ip.h"
 #include "mxguard/pipeline.h"
+#include "mxguard/state/options.h"
 #include "mxguard/tables/table.h"
 
 namespace mxguard {
@@ -53,6 +54,9 @@ struct Config {
   std::vector<std::shared_ptr<const tables::Table>> helo_access;
   std::vector<std::shared_ptr<const tables::Table>> sender_access;
   std::vector<std::shared_ptr<const tables::Table>> recipient_access;
+
+  // Strikes, bans and where they are kept (state, state-file, ban-*, allow-networks...).
+  state::StateOptions state;
 
   // check.NAME = on|off|report, for every known check.
   std::map<std::string, CheckMode, std::less<>> checks;

@@ -1,0 +1,147 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <thread>
+
+#include "mxguard/config.h"
+#include "mxguard/state/memory_store.h"
+#include "mxguard/state/runtime.h"
+
+using namespace mxguard;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string write_file(const std::string& name, const std::string& text) {
+  std::string path = "/tmp/mxguard-unit-state-opt-" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("state and ban options: values, units and defaults", "[state][config]") {
+  auto nets = write_file("allow", "# ours\n192.0.2.0/24\n\n2001:db8::/32\n");
+  auto cfg = load_config(CommandLine{{"--state",
+                                      "redis://127.0.0.1:6390/3",
+                                      "--state-file",
+                                      "/var/lib/mxguard/state",
+                                      "--redis-timeout",
+                                      "150",
+                                      "--ban-strikes",
+                                      "5",
+                                      "--ban-window",
+                                      "15m",
+                                      "--ban-time",
+                                      "3600",
+                                      "--ban-escalated-time",
+                                      "2d",
+                                      "--ban-escalation-window",
+                                      "12h",
+                                      "--ban-aggregate-v4-prefix",
+                                      "24",
+                                      "--allow-networks",
+                                      "file:" + nets,
+                                      "--allow-networks",
+                                      "198.51.100.7",
+                                      "--provider-suffixes",
+                                      ".google.com,.yahoo.com"}});
+  REQUIRE(cfg);
+  const state::StateOptions& s = (*cfg)->state;
+  REQUIRE(s.redis);
+  CHECK(s.redis->port == 6390);
+  CHECK(s.redis->db == 3);
+  CHECK(s.state_file == "/var/lib/mxguard/state");
+  CHECK(s.redis_timeout == 150ms);  // a bare redis-timeout is in milliseconds
+  CHECK(s.bans.strikes == 5);
+  CHECK(s.bans.window == 15min);
+  CHECK(s.bans.ban_time == 1h);  // a bare ban time is in seconds, as fail2ban's bantime
+  CHECK(s.bans.escalated_time == 48h);
+  CHECK(s.bans.escalation_window == 12h);
+  CHECK(s.bans.v4_prefix == 24);
+  CHECK(s.bans.v6_prefix == 64);
+  CHECK(s.bans.allow.contains(*net::IpAddress::parse("192.0.2.9")));
+  CHECK(s.bans.allow.contains(*net::IpAddress::parse("198.51.100.7")));
+  CHECK_FALSE(s.bans.allow.contains(*net::IpAddress::parse("198.51.100.8")));
+  CHECK(s.bans.provider_suffixes == std::vector<std::string>{".google.com", ".yahoo.com"});
+
+  auto def = load_config(CommandLine{});
+  REQUIRE(def);
+  CHECK((*def)->state.state == "memory");
+  CHECK_FALSE((*def)->state.redis);
+  CHECK((*def)->state.bans.ban_time == 30min);
+  CHECK((*def)->state.bans.escalated_time == 24h);
+}
+
+TEST_CASE("state and ban option errors name the file and line", "[state][config]") {
+  auto nets = write_file("bad-allow", "192.0.2.0/24\n\n10.1.0.0/8\n");
+  struct Case {
+    std::string text;
+    std::string where;
+    std::string what;
+  };
+  const Case cases[] = {
+      {"state = mongodb://x\n", ":1", "state: expected memory or redis://host:port/db"},
+      {"\nstate = redis://h:99999/0\n", ":2", "bad port"},
+      {"ban-strikes = 0\n", ":1", "ban-strikes: expected a number from 1"},
+      {"ban-time = soon\n", ":1", "ban-time: expected a duration"},
+      {"redis-timeout = 5m\n", ":1", "redis-timeout: expected a duration"},
+      {"ban-aggregate-v6-prefix = 129\n", ":1", "ban-aggregate-v6-prefix"},
+      {"allow-networks = 192.0.2.0/24, 300.1.1.1\n", ":1", "allow-networks: '300.1.1.1'"},
+      {"allow-networks = file:" + nets + "\n", nets + ":3", "allow-networks: '10.1.0.0/8'"},
+      {"provider-suffixes = a@b\n", ":1", "provider-suffixes"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.text);
+    auto path = write_file("bad.conf", c.text);
+    auto cfg = load_config(CommandLine{{"-c", path}});
+    REQUIRE_FALSE(cfg);
+    const std::string where = c.where[0] == ':' ? path + c.where : c.where;
+    CHECK(cfg.error().where == where);
+    CHECK_THAT(cfg.error().message, Catch::Contains(c.what));
+  }
+}
+
+TEST_CASE("state runtime: a reload keeps the store unless the state options change",
+          "[state][config]") {
+  state::ManualClock clock;
+  state::StateOptions o;
+  o.state_file = "/tmp/mxguard-unit-state-runtime";
+  std::remove(o.state_file.c_str());
+  state::StateRuntime rt(o, clock);
+  auto first = rt.bans();
+  auto addr = *net::IpAddress::parse("203.0.113.7");
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(first->record_strike(addr, "x", clock.now()));
+
+  o.bans.strikes = 10;
+  rt.reload(o);
+  CHECK(rt.bans() == first);
+  CHECK(rt.bans()->settings()->strikes == 10);
+
+  o.max_entries = 5000;  // a new store, restored from the old one's last snapshot
+  rt.reload(o);
+  REQUIRE(rt.bans() != first);
+  auto b = rt.bans()->is_banned(addr, clock.now());
+  REQUIRE(b);
+  CHECK(b->has_value());
+
+  // The maintenance thread runs alongside callers (meaningful under TSan).
+  rt.start_maintenance(1ms);
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 3; ++t)
+    callers.emplace_back([&rt, &clock, t] {
+      for (int i = 0; i < 300; ++i) {
+        auto bans = rt.bans();
+        auto a = net::IpAddress::v4(0xC6336400u + static_cast<std::uint32_t>(t * 1000 + i % 7));
+        (void)bans->record_strike(a, "trap 192.0.2.25", clock.now());
+        (void)bans->is_banned(a, clock.now());
+        clock.advance(1s);
+      }
+    });
+  for (auto& c : callers)
+    c.join();
+  rt.stop();
+  rt.stop();  // idempotent
+  std::remove(o.state_file.c_str());
+}
