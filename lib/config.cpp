@@ -12,6 +12,9 @@
 #include <sstream>
 
 #include "mxguard/state/options.h"
+#include "mxguard/batv/keys.h"
+#include "mxguard/checks/backscatter.h"
+#include "mxguard/message/classifier.h"
 #include "mxguard/tables/access_action.h"
 
 namespace po = boost::program_options;
@@ -33,6 +36,8 @@ const std::vector<std::pair<std::string, CheckMode>>& check_defaults() {
   static const std::vector<std::pair<std::string, CheckMode>> checks = {
       {"access", CheckMode::On},
       {"forged-local-sender", CheckMode::Off},
+      {"batv", CheckMode::Off},
+      {"backscatter", CheckMode::Off},
   };
   return checks;
 }
@@ -63,7 +68,21 @@ po::options_description describe_options() {
     ("client-access", list(), "Postfix access tables for the client address and name")
     ("helo-access", list(), "Postfix access tables for the HELO/EHLO name")
     ("sender-access", list(), "Postfix access tables for the envelope sender")
-    ("recipient-access", list(), "Postfix access tables for each recipient");
+    ("recipient-access", list(), "Postfix access tables for each recipient")
+    ("our-relays", list(), "our outbound relays: host names, addresses or networks")
+    ("our-message-id-domains", list(), "Message-ID domains of our mail besides local-domains")
+    ("batv-key-file", str(), "BATV keys, 'K secret' per line, mode 600")
+    ("batv-sign", str(), "sign envelope senders of outgoing mail (yes/no, default yes)")
+    ("batv-form", str(), "prvs (prvs=KDDDSSSSSS=local@domain) or subaddress (local+prvs=...)")
+    ("batv-lifetime", str(), "days a BATV tag stays valid (default 7)")
+    ("batv-exclude-senders", list(), "senders never signed: addresses, local parts, @domain")
+    ("batv-enforce-domains", list(), "domains whose bounces must carry a valid BATV tag")
+    ("tag-lifetime", str(), "days an X-Mxguard-Tag stays valid (default 30)")
+    ("max-body-scan", str(), "body bytes read for bounce classification (default 128k)")
+    ("message-rules", str(), "directory of the bounce classifier tables")
+    ("backscatter-allow", list(), "tables of senders/recipients whose bounces always pass")
+    ("backscatter-check-mdn", str(), "judge read receipts (MDNs) as bounces (default no)")
+    ("backscatter-reject-multi-recipient", str(), "refuse null-sender mail to several recipients");
   // clang-format on
   for (const auto& [name, mode] : check_defaults()) {
     d.add_options()(("check." + name).c_str(), str(),
@@ -314,6 +333,135 @@ std::string normalise_domain(std::string_view d) {
   return s;
 }
 
+// Backscatter and BATV options. The rule tables and key file are loaded here so that a bad
+// line stops start-up (exit 78) instead of the first bounce.
+std::optional<ConfigError> load_backscatter_options(const Reader& r, Config& cfg) {
+  auto relays = r.list("our-relays");
+  if (!relays) return relays.error();
+  for (const auto& v : *relays) {
+    if (auto c = net::Cidr::parse(v.value)) {
+      cfg.our_relay_networks.add(*c);
+    } else {
+      std::string n = normalise_domain(v.value);
+      if (n.empty() || n.find_first_of("@/[] ") != std::string::npos)
+        return ConfigError{
+            v.where, fmt::format("our-relays: '{}' is not a host name or address", v.value)};
+      cfg.our_relay_names.push_back(n);
+    }
+  }
+  auto domain_list = [&](std::string_view key,
+                         std::vector<std::string>& out) -> std::optional<ConfigError> {
+    auto items = r.list(key);
+    if (!items) return items.error();
+    for (const auto& d : *items) {
+      std::string n = normalise_domain(d.value);
+      if (n.empty() || n.find_first_of("@/[]") != std::string::npos)
+        return ConfigError{d.where, fmt::format("{}: '{}' is not a domain", key, d.value)};
+      out.push_back(n);
+    }
+    return std::nullopt;
+  };
+  if (auto e = domain_list("our-message-id-domains", cfg.our_message_id_domains)) return e;
+  if (auto e = domain_list("batv-enforce-domains", cfg.batv_enforce_domains)) return e;
+  auto excl = r.list("batv-exclude-senders");
+  if (!excl) return excl.error();
+  for (const auto& v : *excl)
+    cfg.batv_exclude_senders.push_back(lowercase(strip_angle(v.value)));
+
+  auto integer = [&](std::string_view key, long long min, long long max,
+                     long long& out) -> std::optional<ConfigError> {
+    const RawValue* v = r.last(key);
+    if (!v) return std::nullopt;
+    std::string s = lowercase(v->value);
+    long long mult = 1;
+    if (!s.empty() && (s.back() == 'k' || s.back() == 'm')) {
+      mult = s.back() == 'k' ? 1024 : 1024 * 1024;
+      s.pop_back();
+    }
+    const bool digits = !s.empty() && s.size() < 10 &&
+                        std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || std::stoll(s) * mult < min || std::stoll(s) * mult > max)
+      return ConfigError{v->where, fmt::format("{}: expected a number from {} to {}, got '{}'",
+                                               key, min, max, v->value)};
+    out = std::stoll(s) * mult;
+    return std::nullopt;
+  };
+  long long n = static_cast<long long>(cfg.max_body_scan);
+  if (auto e = integer("max-body-scan", 1024, 64LL * 1024 * 1024, n)) return e;
+  cfg.max_body_scan = static_cast<std::size_t>(n);
+  // Days, and below 1000: the prvs day stamp wraps every 1000 days.
+  n = cfg.batv_lifetime_days;
+  if (auto e = integer("batv-lifetime", 1, 90, n)) return e;
+  cfg.batv_lifetime_days = static_cast<int>(n);
+  n = cfg.tag_max_age_days;
+  if (auto e = integer("tag-lifetime", 1, 365, n)) return e;
+  cfg.tag_max_age_days = static_cast<int>(n);
+
+  auto flag = [&](std::string_view key, bool& out) -> std::optional<ConfigError> {
+    auto b = r.boolean(key, out);
+    if (!b) return b.error();
+    out = *b;
+    return std::nullopt;
+  };
+  if (auto e = flag("batv-sign", cfg.batv_sign)) return e;
+  if (auto e = flag("backscatter-check-mdn", cfg.backscatter_check_mdn)) return e;
+  if (auto e = flag("backscatter-reject-multi-recipient", cfg.backscatter_reject_multi_rcpt))
+    return e;
+  if (const RawValue* v = r.last("batv-form")) {
+    if (v->value == "prvs") {
+      cfg.batv_subaddress = false;
+    } else if (v->value == "subaddress") {
+      cfg.batv_subaddress = true;
+    } else {
+      return ConfigError{v->where,
+                         fmt::format("batv-form: expected prvs or subaddress, got '{}'", v->value)};
+    }
+  }
+  if (const RawValue* v = r.last("batv-key-file")) {
+    auto keys = batv::KeyRing::load(v->value);
+    if (!keys) return keys.error();
+    cfg.batv_keys = *keys;
+  }
+  {
+    // A table result is OK or DUNNO; the lookup order is access(5)'s for addresses.
+    auto specs = r.list("backscatter-allow");
+    if (!specs) return specs.error();
+    for (const auto& spec : *specs) {
+      auto t = tables::load_table(spec.value, &checks::validate_allow_result);
+      if (!t) {
+        const tables::LoadError& e = t.error();
+        if (e.line > 0) return ConfigError{fmt::format("{}:{}", e.file, e.line), e.message};
+        return ConfigError{spec.where, fmt::format("backscatter-allow: {}", e.to_string())};
+      }
+      cfg.backscatter_allow.push_back(std::move(t).value());
+    }
+  }
+  const bool backscatter = cfg.mode("backscatter") != CheckMode::Off;
+  {
+    // The shipped rules directory is optional; one the admin names must be complete.
+    const RawValue* v = r.last("message-rules");
+    std::string dir = v ? v->value : std::string("/etc/mxguard/rules");
+    if (v || backscatter) {
+      auto rules = message::load_rules(dir, v != nullptr);
+      if (!rules) {
+        const tables::LoadError& e = rules.error();
+        if (e.line > 0) return ConfigError{fmt::format("{}:{}", e.file, e.line), e.message};
+        return ConfigError{v ? v->where : "message-rules",
+                           fmt::format("message-rules: {}", e.to_string())};
+      }
+      cfg.message_rules = std::make_shared<const message::Rules>(std::move(rules).value());
+    }
+  }
+  if (backscatter && !cfg.batv_keys && cfg.our_relay_names.empty() &&
+      cfg.our_relay_networks.empty() && cfg.backscatter_allow.empty())
+    return ConfigError{"check.backscatter",
+                       "no way to recognise bounces of our own mail: set batv-key-file, "
+                       "our-relays or backscatter-allow (else every bounce would be refused)"};
+  if (cfg.mode("batv") != CheckMode::Off && !cfg.batv_keys)
+    return ConfigError{"check.batv", "needs batv-key-file"};
+  return std::nullopt;
+}
+
 Expected<std::shared_ptr<const Config>, ConfigError> build(const Reader& r) {
   auto cfg = std::make_shared<Config>();
 #define MXG_TRY(var, expr) \
@@ -409,6 +557,7 @@ Expected<std::shared_ptr<const Config>, ConfigError> build(const Reader& r) {
     }
     cfg->checks.emplace(name, mode);
   }
+  if (auto e = load_backscatter_options(r, *cfg)) return unexpected(*e);
 #undef MXG_TRY
   return std::shared_ptr<const Config>(std::move(cfg));
 }

@@ -21,6 +21,13 @@
 
 namespace mxguard {
 
+namespace batv {
+class KeyRing;
+}
+namespace message {
+struct Rules;
+}
+
 // "file:line: problem", or "command line: problem". Exit status 78 (EX_CONFIG) at start-up.
 struct ConfigError {
   std::string where;
@@ -54,6 +61,23 @@ struct Config {
   std::vector<std::shared_ptr<const tables::Table>> helo_access;
   std::vector<std::shared_ptr<const tables::Table>> sender_access;
   std::vector<std::shared_ptr<const tables::Table>> recipient_access;
+
+  // Backscatter and BATV (checks/backscatter.h, checks/batv.h, batv/).
+  std::vector<std::string> our_relay_names;  // our-relays: host names, lower case
+  net::CidrSet our_relay_networks;           // our-relays: addresses and networks
+  std::vector<std::string> our_message_id_domains;
+  std::shared_ptr<const batv::KeyRing> batv_keys;  // null: no BATV
+  bool batv_sign = true;
+  bool batv_subaddress = false;  // local+prvs=...@domain instead of prvs=...=local@domain
+  int batv_lifetime_days = 7;
+  int tag_max_age_days = 30;
+  std::vector<std::string> batv_exclude_senders;  // addresses, local parts, or @domain
+  std::vector<std::string> batv_enforce_domains;
+  std::size_t max_body_scan = 128 * 1024;
+  std::vector<std::shared_ptr<const tables::Table>> backscatter_allow;
+  std::shared_ptr<const message::Rules> message_rules;
+  bool backscatter_check_mdn = false;
+  bool backscatter_reject_multi_rcpt = false;
 
   // Strikes, bans and where they are kept (state, state-file, ban-*, allow-networks...).
   state::StateOptions state;

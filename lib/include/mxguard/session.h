@@ -16,6 +16,21 @@
 namespace mxguard {
 
 struct Policy;
+namespace message {
+class MessageReader;
+}
+
+// Deletes the reader where its type is complete (lib/message/feed.cpp), so this header needs
+// only the forward declaration.
+struct MessageReaderDeleter {
+  void operator()(message::MessageReader* r) const;
+};
+
+// A recipient that carried a valid BATV tag at RCPT (message::on_recipient).
+struct TaggedRecipient {
+  std::string tagged;  // as given at RCPT
+  std::string plain;   // without the tag: what the message is delivered to
+};
 
 // The protocol stages a check can run at (milter callbacks, in order).
 enum class Stage : std::uint8_t { Connect, Helo, Mail, Rcpt, Data, Header, Eoh, Body, Eom };
@@ -66,6 +81,12 @@ struct Transaction {
   bool headers_truncated = false;
   bool allowed = false;       // an access table said OK for the sender: skip the rest
   bool rcpt_allowed = false;  // likewise for the recipient being judged
+
+  // Content for the message checks (backscatter), fed through message/feed.h; made at the
+  // first header when a check needs it. Bounded by max-body-scan.
+  std::unique_ptr<message::MessageReader, MessageReaderDeleter> reader;
+  bool skip_body = false;                   // set at end of headers: the body cannot matter
+  std::vector<TaggedRecipient> batv_valid;  // recipients with a valid BATV tag
 };
 
 struct Session {

@@ -1,0 +1,57 @@
+// The hooks by which the milter adapter (and the offline test mode) hands message content and
+// recipients to the core, and the message changes the core asks for at end of message.
+// Nothing here knows libmilter; the adapter maps each call to a callback and each change to
+// an smfi_* function (see the table at plan_changes()).
+// Thread-safety: called on the session's own thread only.
+#pragma once
+
+#include <ctime>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mxguard/session.h"
+
+namespace mxguard::message {
+
+// Does any enabled check (or BATV signing) need the headers and body? If not, the adapter may
+// negotiate them away and the feed calls below do nothing.
+bool wants_content(const Session& s);
+
+// xxfi_envrcpt, after the pipeline let the recipient through: records a valid BATV tag in
+// tx.batv_valid (proof a for the backscatter check; tag removal at end of message).
+void on_recipient(Session& s, std::time_t now);
+
+// xxfi_header: one field as libmilter gives it. Bounded; does nothing when !wants_content().
+void feed_header(Session& s, std::string_view name, std::string_view value);
+
+// xxfi_eoh, before the pipeline runs Stage::Eoh: decides whether the body is needed at all.
+void feed_eoh(Session& s);
+
+// xxfi_body: a chunk. Returns false when nothing more of the body is needed (the reader is
+// full, or the headers settled it): the adapter may return SMFIS_SKIP if the MTA offered it.
+bool feed_body(Session& s, std::string_view chunk);
+
+// xxfi_eom, before the pipeline runs Stage::Eom.
+void feed_eom(Session& s);
+
+// Changes to make at end of message, when the verdict is to continue. The adapter applies
+// them in this order:
+//   new_sender        smfi_chgfrom(ctx, "<new_sender>", nullptr)
+//   add_headers       smfi_addheader(ctx, name, value)   (X-Mxguard-Tag)
+//   rewrite_rcpts     smfi_delrcpt(ctx, "<tagged>") then smfi_addrcpt(ctx, "<plain>")
+// SMFIF_CHGFROM, SMFIF_ADDHDRS, SMFIF_ADDRCPT and SMFIF_DELRCPT must have been registered.
+struct RecipientRewrite {
+  std::string tagged;  // as the client gave it at RCPT
+  std::string plain;   // the address without its BATV tag
+};
+struct MessageChanges {
+  std::optional<std::string> new_sender;
+  std::vector<Header> add_headers;
+  std::vector<RecipientRewrite> rewrite_rcpts;
+  bool empty() const { return !new_sender && add_headers.empty() && rewrite_rcpts.empty(); }
+};
+MessageChanges plan_changes(const Session& s, std::time_t now);
+
+}  // namespace mxguard::message

@@ -1,0 +1,116 @@
+#include "mxguard/message/feed.h"
+
+#include "mxguard/batv/prvs.h"
+#include "mxguard/batv/tag.h"
+#include "mxguard/config.h"
+#include "mxguard/message/classifier.h"
+#include "mxguard/message/reader.h"
+#include "mxguard/policy.h"
+
+namespace mxguard {
+
+// Declared in session.h, defined where MessageReader is complete.
+void MessageReaderDeleter::operator()(message::MessageReader* r) const {
+  delete r;
+}
+
+namespace message {
+
+namespace {
+
+const Config* config_of(const Session& s) {
+  return s.policy && s.policy->config ? s.policy->config.get() : nullptr;
+}
+
+bool signs(const Config& cfg) {
+  return cfg.batv_keys && cfg.batv_sign;
+}
+
+bool excluded(const Config& cfg, std::string_view sender) {
+  std::string addr = lowercase(sender);
+  std::string_view local = local_part(addr);
+  std::string_view domain = domain_part(addr);
+  for (const auto& e : cfg.batv_exclude_senders) {
+    if (e.front() == '@' ? std::string_view(e).substr(1) == domain
+                         : (e.find('@') != std::string::npos ? e == addr : e == local))
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool wants_content(const Session& s) {
+  const Config* cfg = config_of(s);
+  return cfg && (cfg->mode("backscatter") != CheckMode::Off || signs(*cfg));
+}
+
+void on_recipient(Session& s, std::time_t now) {
+  const Config* cfg = config_of(s);
+  if (!cfg || !cfg->batv_keys || !batv::is_tagged(s.tx.rcpt)) return;
+  auto r = batv::verify(*cfg->batv_keys, s.tx.rcpt, now, cfg->batv_lifetime_days);
+  if (r.status != batv::PrvsStatus::Valid) return;
+  if (s.tx.batv_valid.size() < 1000) s.tx.batv_valid.push_back({s.tx.rcpt, r.address});
+}
+
+namespace {
+
+// Makes the reader on first use; false when no check needs the content.
+bool ensure_reader(Session& s) {
+  if (s.tx.reader) return true;
+  const Config* cfg = config_of(s);
+  if (!cfg || !wants_content(s)) return false;
+  s.tx.reader.reset(new MessageReader(cfg->max_body_scan));
+  return true;
+}
+
+}  // namespace
+
+void feed_header(Session& s, std::string_view name, std::string_view value) {
+  if (ensure_reader(s)) s.tx.reader->add_header(name, value);
+}
+
+void feed_eoh(Session& s) {
+  // A message without a single header field still has a body worth reading.
+  if (!ensure_reader(s)) return;
+  s.tx.reader->end_of_headers();
+  const Config& cfg = *s.policy->config;
+  // The body matters only to the backscatter check, and only for bounce senders.
+  static const Rules none;
+  const Rules& rules = cfg.message_rules ? *cfg.message_rules : none;
+  s.tx.skip_body = cfg.mode("backscatter") == CheckMode::Off ||
+                   !is_bounce_sender(s.tx.sender, rules) || !s.tx.batv_valid.empty();
+}
+
+bool feed_body(Session& s, std::string_view chunk) {
+  if (!s.tx.reader || s.tx.skip_body) return false;
+  return s.tx.reader->add_body(chunk);
+}
+
+void feed_eom(Session& s) {
+  if (s.tx.reader) s.tx.reader->end_of_message();
+}
+
+MessageChanges plan_changes(const Session& s, std::time_t now) {
+  MessageChanges c;
+  const Config* cfg = config_of(s);
+  if (!cfg) return c;
+  for (const auto& t : s.tx.batv_valid)
+    c.rewrite_rcpts.push_back({t.tagged, t.plain});
+  const std::string& sender = s.tx.sender;
+  if (!signs(*cfg) || sender.empty() || !(s.authenticated() || s.trusted_network) ||
+      !cfg->is_local_domain(domain_part(sender)))
+    return c;
+  std::string msg_id = s.tx.reader ? extract_msg_id(s.tx.reader->header("Message-ID")) : "";
+  c.add_headers.push_back(
+      Header{std::string(batv::kTagHeader), batv::make_tag(*cfg->batv_keys, msg_id, now)});
+  if (!excluded(*cfg, sender) && !batv::is_tagged(sender)) {
+    c.new_sender =
+        batv::sign(*cfg->batv_keys, sender, now, cfg->batv_lifetime_days,
+                   cfg->batv_subaddress ? batv::PrvsForm::SubAddress : batv::PrvsForm::Prefix);
+  }
+  return c;
+}
+
+}  // namespace message
+}  // namespace mxguard
