@@ -29,7 +29,22 @@ constexpr std::size_t kMaxHeaders = 1000;
 struct Connection {
   Session session;
   unsigned long steps = 0;
+  bool in_transaction = false;  // from MAIL to end of message or abort
 };
+
+// A stop waits for transactions under way, not for idle connections.
+void begin_transaction(Connection* c) {
+  if (c && !c->in_transaction) {
+    c->in_transaction = true;
+    g_stats.transactions++;
+  }
+}
+void end_transaction(Connection* c) {
+  if (c && c->in_transaction) {
+    c->in_transaction = false;
+    g_stats.transactions--;
+  }
+}
 
 Connection* connection_of(SMFICTX* ctx) {
   return static_cast<Connection*>(smfi_getpriv(ctx));
@@ -223,7 +238,9 @@ sfsistat on_helo(SMFICTX* ctx, char* helo) {
 }
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
-  return run_stage(ctx, Stage::Mail, "mail", [&](Session& s) {
+  Connection* c = connection_of(ctx);
+  begin_transaction(c);
+  sfsistat r = run_stage(ctx, Stage::Mail, "mail", [&](Session& s) {
     s.new_transaction();
     s.messages++;
     g_stats.messages++;
@@ -233,6 +250,8 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     std::string auth = macro(ctx, "{auth_authen}");
     if (!auth.empty()) s.auth_authen = auth;
   });
+  if (r != SMFIS_CONTINUE && r != SMFIS_NOREPLY) end_transaction(c);
+  return r;
 }
 
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
@@ -279,17 +298,23 @@ sfsistat on_body(SMFICTX* ctx, unsigned char*, size_t) {
 }
 
 sfsistat on_eom(SMFICTX* ctx) {
-  return run_stage(ctx, Stage::Eom, "eom", [](Session&) {});
+  sfsistat r = run_stage(ctx, Stage::Eom, "eom", [](Session&) {});
+  end_transaction(connection_of(ctx));
+  return r;
 }
 
 sfsistat on_abort(SMFICTX* ctx) {
-  if (Session* s = session_of(ctx)) s->new_transaction();
+  if (Connection* c = connection_of(ctx)) {
+    c->session.new_transaction();
+    end_transaction(c);
+  }
   return SMFIS_CONTINUE;
 }
 
 sfsistat on_close(SMFICTX* ctx) {
   if (Connection* c = connection_of(ctx)) {
     smfi_setpriv(ctx, nullptr);
+    end_transaction(c);
     delete c;
     g_stats.active--;
   }

@@ -14,7 +14,8 @@ namespace mxguard::milter {
 
 struct Stats {
   std::atomic<std::uint64_t> connections{0};
-  std::atomic<std::int64_t> active{0};
+  std::atomic<std::int64_t> active{0};        // MTA connections open
+  std::atomic<std::int64_t> transactions{0};  // between MAIL and end of message
   std::atomic<std::uint64_t> messages{0};
   std::atomic<std::uint64_t> rejects{0};
   std::atomic<std::uint64_t> tempfails{0};

@@ -162,8 +162,9 @@ int main(int argc, char** argv) {
   int rc = smfi_main();
 
   // libmilter has stopped accepting; let the MTA finish the transactions under way.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (milter::stats().active.load() > 0 && std::chrono::steady_clock::now() < deadline)
+  // Idle connections are not waited for: the MTA reconnects, or uses its default action.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (milter::stats().transactions.load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   log(LogLevel::Notice, "mxguard stopped");
   if (!cfg->pidfile.empty()) unlink(cfg->pidfile.c_str());
