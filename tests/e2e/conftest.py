@@ -90,7 +90,27 @@ def _settle_all(used: list) -> None:
 
 
 @pytest.fixture
-def postfix(mta_pool, sink):
+def _daemons():
+    """The mxguard daemons a test started, stopped and checked at teardown.
+
+    The MTA fixtures depend on this one so that it is torn down after them: the MTAs have
+    finished their sessions (queue drained, sendmail processes gone) before the daemon gets
+    SIGTERM, whatever order the test lists its fixtures in.
+    """
+    started: list[Mxguard] = []
+    yield started
+    errors = []
+    for daemon in started:
+        try:
+            daemon.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def postfix(mta_pool, sink, _daemons):
     """Factory: postfix(milter=None, config="main.cf lines" | dict, listen=(...), ...)."""
     used: list = []
     yield _mta_factory("postfix", mta_pool, sink, used)
@@ -98,7 +118,7 @@ def postfix(mta_pool, sink):
 
 
 @pytest.fixture
-def sendmail(mta_pool, sink):
+def sendmail(mta_pool, sink, _daemons):
     """Factory: sendmail(milter=None, config="extra m4 lines", host="127.0.0.1", ...)."""
     used: list = []
     yield _mta_factory("sendmail", mta_pool, sink, used)
@@ -111,7 +131,7 @@ def mta_kind(request):
 
 
 @pytest.fixture
-def mta(mta_kind, mta_pool, sink):
+def mta(mta_kind, mta_pool, sink, _daemons):
     """Factory for the MTA of this parameter: mta(milter=..., postfix_config=...,
     sendmail_config=..., **common kwargs). `mta.kind` is "postfix" or "sendmail"."""
     used: list = []
@@ -141,29 +161,21 @@ def milter_socket(milter_dir):
 
 
 @pytest.fixture
-def mxguard(milter_dir):
+def mxguard(milter_dir, _daemons):
     """Factory: mxguard(config_text="", args=(), socket=None) -> running Mxguard.
 
     The n-th daemon of a test listens on the module's n-th stable socket unless `socket` is
-    given. Skips when the binary is missing and MXGUARD_BIN was not set explicitly.
+    given. Skips when the binary is missing and MXGUARD_BIN was not set explicitly. Daemons
+    are stopped (and their exit checked) after the MTAs' teardown, see `_daemons`.
     """
     if not os.environ.get("MXGUARD_BIN") and not mxguard_binary().exists():
         pytest.skip(f"mxguard not built ({mxguard_binary()}); set MXGUARD_BIN")
-    started: list[Mxguard] = []
 
     def factory(config: str = "", args=(), socket: str | None = None, **kwargs) -> Mxguard:
-        n = len(started) + 1
+        n = len(_daemons) + 1
         name = "mxguard.sock" if n == 1 else f"mxguard-{n}.sock"
         sock = socket or f"unix:{util.socket_path(milter_dir, name)}"
         daemon = Mxguard(config, args=args, socket=sock, **kwargs)
-        started.append(daemon)
+        _daemons.append(daemon)
         return daemon.start()
-    yield factory
-    errors = []
-    for daemon in started:
-        try:
-            daemon.stop()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n\n".join(errors), pytrace=False)
+    return factory

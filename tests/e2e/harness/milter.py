@@ -151,8 +151,11 @@ class Mxguard:
         self.check()
         self.proc.send_signal(signal.SIGUSR2)
 
-    def stop(self, timeout: float = 20) -> int:
-        """SIGTERM and wait; MxguardError on a non-zero status or a sanitizer report."""
+    def stop(self, timeout: float = 40) -> int:
+        """SIGTERM and wait; MxguardError on a non-zero status or a sanitizer report.
+
+        The default timeout exceeds the daemon's own 30 s drain of open transactions.
+        """
         if self.proc is None or self._stopped:
             return 0 if self.proc is None else self.proc.returncode
         died_early = self.proc.poll() is not None
@@ -160,8 +163,8 @@ class Mxguard:
             self.proc.send_signal(signal.SIGTERM)
             if not self._wait_exit(timeout):
                 self._abort()
-                raise MxguardError(f"mxguard ignored SIGTERM for {timeout}s:\n"
-                                   + self.log_text())
+                raise MxguardError(f"mxguard still running {timeout}s after SIGTERM "
+                                   f"(killed):\n" + self.log_text())
         self._stopped = True
         self._reader.join(5)
         status = self.proc.returncode
