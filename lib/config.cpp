@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "mxguard/batv/keys.h"
 #include "mxguard/checks/backscatter.h"
 #include "mxguard/message/classifier.h"
+#include "mxguard/dns/ldns_resolver.h"
 #include "mxguard/tables/access_action.h"
 
 namespace po = boost::program_options;
@@ -36,6 +38,11 @@ const std::vector<std::pair<std::string, CheckMode>>& check_defaults() {
   static const std::vector<std::pair<std::string, CheckMode>> checks = {
       {"access", CheckMode::On},
       {"forged-local-sender", CheckMode::Off},
+      {"null-mx-sender", CheckMode::On},
+      {"unroutable-sender", CheckMode::Off},
+      {"null-mx", CheckMode::On},
+      {"no-mail-domain", CheckMode::On},
+      {"bogus-mx", CheckMode::On},
       {"batv", CheckMode::Off},
       {"backscatter", CheckMode::Off},
   };
@@ -69,6 +76,15 @@ po::options_description describe_options() {
     ("helo-access", list(), "Postfix access tables for the HELO/EHLO name")
     ("sender-access", list(), "Postfix access tables for the envelope sender")
     ("recipient-access", list(), "Postfix access tables for each recipient")
+    ("dns-server", list(), "DNS servers as address[:port] ([v6]:port); default /etc/resolv.conf")
+    ("dns-timeout", str(), "wait this long for one DNS answer (e.g. 2s, 500ms)")
+    ("dns-retries", str(), "ask every DNS server this many more times after a timeout")
+    ("dns-deadline", str(), "a whole DNS route decision ends within this time (default 10s)")
+    ("on-dns-error", str(), "tempfail or accept when DNS cannot answer")
+    ("dns-cache-size", str(), "DNS answers kept in memory (0: no cache)")
+    ("dns-cache-min-ttl", str(), "keep DNS answers at least this long (e.g. 10s)")
+    ("dns-cache-max-ttl", str(), "keep DNS answers at most this long (e.g. 1d)")
+    ("bogus-networks", str(), "cidr table of non-routable networks for bogus-mx")
     ("our-relays", list(), "our outbound relays: host names, addresses or networks")
     ("our-message-id-domains", list(), "Message-ID domains of our mail besides local-domains")
     ("batv-key-file", str(), "BATV keys, 'K secret' per line, mode 600")
@@ -462,6 +478,113 @@ std::optional<ConfigError> load_backscatter_options(const Reader& r, Config& cfg
   return std::nullopt;
 }
 
+// "2s", "500ms", "5m", "1h", "1d", or a bare number of seconds.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+    ++i;
+  if (i == 0 || i > 9) return std::nullopt;
+  const long long n = std::stoll(std::string(s.substr(0, i)));
+  const std::string_view unit = s.substr(i);
+  if (unit == "ms") return std::chrono::milliseconds(n);
+  if (unit.empty() || unit == "s") return std::chrono::milliseconds(n * 1000);
+  if (unit == "m") return std::chrono::milliseconds(n * 60'000);
+  if (unit == "h") return std::chrono::milliseconds(n * 3'600'000);
+  if (unit == "d") return std::chrono::milliseconds(n * 86'400'000);
+  return std::nullopt;
+}
+
+std::optional<ConfigError> load_dns_options(const Reader& r, Config& cfg) {
+  dns::DnsOptions& o = cfg.dns;
+  auto servers = r.list("dns-server");
+  if (!servers) return servers.error();
+  for (const auto& s : *servers) {
+    auto a = dns::parse_server(s.value);
+    if (!a) return ConfigError{s.where, fmt::format("dns-server: {}", a.error())};
+    o.servers.push_back(s.value);
+  }
+  auto duration = [&](std::string_view key, auto& out, std::chrono::milliseconds min,
+                      std::chrono::milliseconds max) -> std::optional<ConfigError> {
+    const RawValue* v = r.last(key);
+    if (!v) return std::nullopt;
+    auto d = parse_duration(v->value);
+    if (!d || *d < min || *d > max)
+      return ConfigError{v->where, fmt::format("{}: expected a duration from {} ms to {} ms "
+                                               "(e.g. 2s, 500ms), got '{}'",
+                                               key, min.count(), max.count(), v->value)};
+    out = std::chrono::duration_cast<std::remove_reference_t<decltype(out)>>(*d);
+    return std::nullopt;
+  };
+  using std::chrono::milliseconds;
+  if (auto e = duration("dns-timeout", o.timeout, milliseconds(10), milliseconds(30'000))) return e;
+  if (auto e = duration("dns-deadline", o.deadline, milliseconds(10), milliseconds(60'000)))
+    return e;
+  if (auto e = duration("dns-cache-min-ttl", o.cache_min_ttl, milliseconds(0),
+                        milliseconds(86'400'000LL * 7)))
+    return e;
+  if (auto e = duration("dns-cache-max-ttl", o.cache_max_ttl, milliseconds(1000),
+                        milliseconds(86'400'000LL * 7)))
+    return e;
+  auto number = [&](std::string_view key, long long max, auto& out) -> std::optional<ConfigError> {
+    const RawValue* v = r.last(key);
+    if (!v) return std::nullopt;
+    const std::string& s = v->value;
+    const bool digits = !s.empty() && s.size() < 10 && std::all_of(s.begin(), s.end(), [](char c) {
+      return c >= '0' && c <= '9';
+    });
+    if (!digits || std::stoll(s) > max)
+      return ConfigError{v->where,
+                         fmt::format("{}: expected a number from 0 to {}, got '{}'", key, max, s)};
+    out = static_cast<std::remove_reference_t<decltype(out)>>(std::stoll(s));
+    return std::nullopt;
+  };
+  if (auto e = number("dns-retries", 10, o.retries)) return e;
+  if (auto e = number("dns-cache-size", 100'000'000, o.cache_size)) return e;
+  if (o.cache_min_ttl > o.cache_max_ttl)
+    return ConfigError{"dns-cache-min-ttl", "must not be above dns-cache-max-ttl"};
+  if (const RawValue* v = r.last("on-dns-error")) {
+    if (v->value == "tempfail") {
+      cfg.on_dns_error = FailureAction::Tempfail;
+    } else if (v->value == "accept") {
+      cfg.on_dns_error = FailureAction::Accept;
+    } else {
+      return ConfigError{
+          v->where, fmt::format("on-dns-error: expected tempfail or accept, got '{}'", v->value)};
+    }
+  }
+  // The table is needed only when a check judges addresses; a missing default file must not
+  // stop a configuration that uses no DNS check.
+  const bool needed =
+      cfg.mode("bogus-mx") != CheckMode::Off || cfg.mode("unroutable-sender") != CheckMode::Off;
+  std::string path;
+  std::string where = "bogus-networks";
+  if (const RawValue* v = r.last("bogus-networks")) {
+    path = v->value;
+    where = v->where;
+  } else if (needed) {
+    for (const auto& candidate : dns::default_bogus_networks_paths())
+      if (std::ifstream(candidate)) {
+        path = candidate;
+        break;
+      }
+    if (path.empty())
+      return ConfigError{where,
+                         fmt::format("no table found at {}; set bogus-networks",
+                                     fmt::join(dns::default_bogus_networks_paths(), " or "))};
+  }
+  if (!path.empty()) {
+    auto t = dns::BogusNetworks::load(path);
+    if (!t) {
+      const tables::LoadError& e = t.error();
+      if (e.line > 0) return ConfigError{fmt::format("{}:{}", e.file, e.line), e.message};
+      return ConfigError{where, fmt::format("bogus-networks: {}", e.to_string())};
+    }
+    o.bogus_networks_path = path;
+    o.bogus_networks = *t;
+  }
+  return std::nullopt;
+}
+
 Expected<std::shared_ptr<const Config>, ConfigError> build(const Reader& r) {
   auto cfg = std::make_shared<Config>();
 #define MXG_TRY(var, expr) \
@@ -557,6 +680,7 @@ Expected<std::shared_ptr<const Config>, ConfigError> build(const Reader& r) {
     }
     cfg->checks.emplace(name, mode);
   }
+  if (auto e = load_dns_options(r, *cfg)) return unexpected(*e);
   if (auto e = load_backscatter_options(r, *cfg)) return unexpected(*e);
 #undef MXG_TRY
   return std::shared_ptr<const Config>(std::move(cfg));

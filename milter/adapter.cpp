@@ -167,6 +167,7 @@ sfsistat run_stage(SMFICTX* ctx, Stage stage, const char* where, Fill&& fill) {
     // Header is the stage where headers are collected; checks judge them at end of headers.
     if (no_reply || stage == Stage::Header) return no_reply ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     CheckContext cc{*s->policy->config};
+    cc.routes = s->policy->routes.get();
     std::optional<Verdict> v = s->policy->pipeline.run(stage, *s, cc);
     if (!v) return SMFIS_CONTINUE;
     return reply(ctx, *v);

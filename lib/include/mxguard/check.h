@@ -5,7 +5,9 @@
 // Thread-safety: checks are immutable after construction and shared by all sessions.
 #pragma once
 
+#include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "mxguard/session.h"
@@ -14,6 +16,10 @@
 namespace mxguard {
 
 struct Config;
+namespace dns {
+class RouteAnalyzer;
+struct MailRoute;
+}  // namespace dns
 namespace state {
 class Bans;
 class StateStore;
@@ -22,6 +28,12 @@ class StateStore;
 // What a check may reach beyond the session. Grows with the resolver and state store.
 struct CheckContext {
   const Config& config;
+  // DNS mail-route analysis (null: no DNS checks).
+  const dns::RouteAnalyzer* routes = nullptr;
+  // The route analysed during this stage run, shared by the DNS checks so that a recipient
+  // costs one analysis (see checks/route_lookup.h).
+  std::shared_ptr<const dns::MailRoute> route{};
+  std::string route_domain{};
   // Strikes and bans (null: no state). Process-wide, owned by StateRuntime; the adapter holds a
   // reference for the duration of the callback (see state/runtime.h).
   state::Bans* bans = nullptr;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "mxguard/dns/options.h"
 #include "mxguard/expected.h"
 #include "mxguard/log.h"
 #include "mxguard/net/ip.h"
@@ -55,6 +56,10 @@ struct Config {
   std::vector<std::string> exempt_recipients;  // local parts or full addresses
   std::vector<std::string> exempt_senders;
   FailureAction on_internal_error = FailureAction::Tempfail;
+  FailureAction on_dns_error = FailureAction::Tempfail;
+
+  // DNS: servers, timeouts, cache, the bogus-networks table (see dns/options.h).
+  dns::DnsOptions dns;
 
   // access tables, in the order given.
   std::vector<std::shared_ptr<const tables::Table>> client_access;

@@ -11,9 +11,16 @@
 
 namespace mxguard {
 
+namespace dns {
+class RouteAnalyzer;
+}
+
 struct Policy {
   std::shared_ptr<const Config> config;
   Pipeline pipeline;
+  // Built from config->dns, so a reload that changes dns-server takes effect; each policy
+  // has its own cache.
+  std::shared_ptr<const dns::RouteAnalyzer> routes;
 };
 
 // Builds the checks that the config enables, in their fixed order.

@@ -1,0 +1,45 @@
+#include "mxguard/checks/route_lookup.h"
+
+#include <fmt/format.h>
+
+#include "mxguard/config.h"
+#include "mxguard/log.h"
+
+namespace mxguard::checks {
+
+const dns::MailRoute* route_for(CheckContext& ctx, std::string_view address,
+                                dns::RouteDepth depth) {
+  if (!ctx.routes) return nullptr;
+  std::string_view domain = domain_part(address);
+  if (domain.empty() || ctx.config.is_local_domain(domain)) return nullptr;
+  std::string key = lowercase(domain);
+  // A full analysis also answers an MX-only question; not the other way round.
+  if (ctx.route && ctx.route_domain == key &&
+      (depth == dns::RouteDepth::MxOnly || ctx.route->kind != dns::RouteKind::MxOnly))
+    return ctx.route.get();
+  auto route = std::make_shared<const dns::MailRoute>(ctx.routes->analyse(domain, depth));
+  log(LogLevel::Debug, "route: {}", route->describe());
+  ctx.route = std::move(route);
+  ctx.route_domain = std::move(key);
+  return ctx.route.get();
+}
+
+std::optional<Verdict> dns_trouble(const dns::MailRoute& route, const Session& session,
+                                   const CheckContext& ctx, std::string_view check,
+                                   std::string_view address) {
+  const bool tempfail = ctx.config.on_dns_error == FailureAction::Tempfail;
+  log(LogLevel::Warning, "{}: {}: cannot judge <{}>: {} {} ({})", session.log_id(), check, address,
+      to_string(route.kind), route.detail, tempfail ? "tempfail" : "accepted");
+  if (!tempfail) return std::nullopt;
+  std::string text =
+      route.kind == dns::RouteKind::Invalid
+          ? fmt::format("<{}>: Cannot look up this mail domain; try again later", address)
+          : fmt::format("<{}>: Temporary DNS failure looking up {}; try again later", address,
+                        route.domain);
+  auto reply = SmtpReply::make(451, "4.4.3", text);
+  if (!reply) reply = SmtpReply::fixed(451, "4.4.3", "Temporary DNS failure; try again later");
+  return Verdict::tempfail(std::move(reply).value(), std::string(check),
+                           route.kind == dns::RouteKind::Invalid ? "bad-domain" : "dns-error");
+}
+
+}  // namespace mxguard::checks

@@ -1,0 +1,206 @@
+// The DNS checks through the real pipeline and a fake resolver: replies, the per-recipient
+// route shared by the checks, local domains, the null sender, exemptions, on-dns-error.
+#include <catch2/catch.hpp>
+
+#include "fake_resolver.h"
+#include "mxguard/config.h"
+#include "mxguard/dns/mail_route.h"
+#include "mxguard/policy.h"
+
+using namespace mxguard;
+using mxguard::test::FakeResolver;
+
+namespace {
+
+struct Fixture {
+  std::shared_ptr<FakeResolver> fake = std::make_shared<FakeResolver>();
+  std::shared_ptr<const Config> cfg;
+  std::shared_ptr<const Policy> policy;
+  std::shared_ptr<dns::RouteAnalyzer> routes;
+  Session session;
+
+  explicit Fixture(std::vector<std::string> args = {}) {
+    args.push_back("--local-domains=ours.test");
+    auto c = load_config(CommandLine{args});
+    REQUIRE(c);
+    cfg = *c;
+    policy = build_policy(cfg);
+    routes = std::make_shared<dns::RouteAnalyzer>(fake, cfg->dns.bogus_networks);
+    session.policy = policy;
+    session.tx.has_sender = true;
+    session.tx.sender = "someone@sender.test";
+    fake->mx("sender.test", {{10, "mx.good.test"}});
+    fake->mx("good.test", {{10, "mx.good.test"}}).addr("mx.good.test", "93.184.216.34");
+    fake->mx("nullmx.test", {{0, "."}});
+    fake->mx("loop.test", {{10, "mx.loop.test"}}).addr("mx.loop.test", "127.0.0.1");
+    fake->exists("implicit.test").addr("implicit.test", "10.0.0.1");
+    fake->exists("noaddr.test");
+    fake->mx("mixed.test", {{10, "mx.loop.test"}, {20, "mx.good.test"}});
+    fake->fail("servfail.test", dns::RrType::Mx);
+  }
+  std::optional<Verdict> rcpt(const std::string& to) {
+    session.tx.rcpt = to;
+    CheckContext ctx{*cfg};
+    ctx.routes = routes.get();
+    return policy->pipeline.run(Stage::Rcpt, session, ctx);
+  }
+  std::optional<Verdict> mail(const std::string& from) {
+    session.tx.sender = from;
+    CheckContext ctx{*cfg};
+    ctx.routes = routes.get();
+    return policy->pipeline.run(Stage::Mail, session, ctx);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("recipient domains are judged by their mail route", "[dns][checks]") {
+  struct Row {
+    const char* rcpt;
+    int code;  // 0: no objection
+    const char* enhanced;
+    const char* text;
+    const char* check;
+  };
+  const Row rows[] = {
+      {"user@good.test", 0, "", "", ""},
+      {"user@mixed.test", 0, "", "", ""},
+      {"user@nullmx.test", 556, "5.1.10", "<user@nullmx.test>: Recipient address has null MX",
+       "null-mx"},
+      {"user@loop.test", 550, "5.1.2",
+       "<user@loop.test>: Recipient address rejected: Domain MX in loopback network 127.0.0.0/8",
+       "bogus-mx"},
+      {"user@implicit.test", 550, "5.1.2",
+       "<user@implicit.test>: Recipient address rejected: Domain address in private network "
+       "10.0.0.0/8",
+       "bogus-mx"},
+      {"user@nx.test", 550, "5.1.2", "<user@nx.test>: Recipient address rejected: Domain not found",
+       "no-mail-domain"},
+      {"user@noaddr.test", 550, "5.1.2",
+       "<user@noaddr.test>: Recipient address rejected: Domain has no mail exchanger with an "
+       "address",
+       "no-mail-domain"},
+      {"user@servfail.test", 451, "4.4.3",
+       "<user@servfail.test>: Temporary DNS failure looking up servfail.test; try again later",
+       "null-mx"},
+      {"user@ours.test", 0, "", "", ""},        // local: never looked up
+      {"postmaster@loop.test", 0, "", "", ""},  // exempt recipient
+  };
+  Fixture f;
+  for (const auto& row : rows) {
+    CAPTURE(row.rcpt);
+    auto v = f.rcpt(row.rcpt);
+    if (!row.code) {
+      CHECK_FALSE(v);
+      continue;
+    }
+    REQUIRE(v);
+    REQUIRE(v->reply);
+    CHECK(v->reply->code() == row.code);
+    CHECK(v->reply->enhanced() == row.enhanced);
+    CHECK(v->reply->text() == row.text);
+    CHECK(v->check == row.check);
+  }
+}
+
+TEST_CASE("one recipient costs one route analysis for all rcpt checks", "[dns][checks]") {
+  Fixture f;
+  f.rcpt("user@good.test");  // MX + A + AAAA of the one exchanger
+  CHECK(f.fake->queries == 3);
+  f.rcpt("user@ours.test");
+  CHECK(f.fake->queries == 3);
+}
+
+TEST_CASE("DNS checks apply to authenticated and trusted clients", "[dns][checks]") {
+  Fixture f;
+  f.session.auth_authen = "webform";
+  f.session.trusted_network = true;
+  auto v = f.rcpt("user@loop.test");
+  REQUIRE(v);
+  CHECK(v->check == "bogus-mx");
+}
+
+TEST_CASE("on-dns-error = accept lets undecidable recipients through", "[dns][checks]") {
+  Fixture f({"--on-dns-error=accept"});
+  CHECK_FALSE(f.rcpt("user@servfail.test"));
+  CHECK_FALSE(f.rcpt("user@" + std::string(70, 'a') + ".test"));
+}
+
+TEST_CASE("a malformed recipient domain tempfails by default, never 5xx", "[dns][checks]") {
+  Fixture f;
+  auto v = f.rcpt("user@" + std::string(70, 'a') + ".test");
+  REQUIRE(v);
+  CHECK(v->action == Action::Tempfail);
+  CHECK(f.fake->queries == 0);
+}
+
+TEST_CASE("sender domains with null MX are refused at MAIL; the null sender is not",
+          "[dns][checks]") {
+  Fixture f;
+  auto v = f.mail("news@nullmx.test");
+  REQUIRE(v);
+  CHECK(v->reply->to_string() == "550 5.7.27 <news@nullmx.test>: Sender address has null MX");
+  CHECK_FALSE(f.mail(""));
+  CHECK_FALSE(f.mail("me@good.test"));
+  CHECK_FALSE(f.mail("me@loop.test"));  // unroutable-sender is off by default
+  CHECK_FALSE(f.mail("me@ours.test"));
+}
+
+TEST_CASE("unroutable-sender, when on, refuses senders mail cannot return to", "[dns][checks]") {
+  Fixture f({"--check.unroutable-sender=on"});
+  auto v = f.mail("me@loop.test");
+  REQUIRE(v);
+  CHECK(v->reply->to_string() ==
+        "550 5.1.8 <me@loop.test>: Sender address rejected: Domain MX in loopback network "
+        "127.0.0.0/8");
+  v = f.mail("me@nx.test");
+  REQUIRE(v);
+  CHECK(v->reply->code() == 550);
+  CHECK(v->reply->enhanced() == "5.1.8");
+  CHECK_FALSE(f.mail("me@good.test"));
+}
+
+TEST_CASE("DNS options are validated with the place of a bad value", "[dns][config]") {
+  struct Row {
+    const char* arg;
+    bool ok;
+  };
+  const Row rows[] = {
+      {"--dns-server=127.0.0.1:5353", true},
+      {"--dns-server=[::1]:53", true},
+      {"--dns-server=ns.example", false},
+      {"--dns-server=127.0.0.1:99999", false},
+      {"--dns-timeout=500ms", true},
+      {"--dns-timeout=0", false},
+      {"--dns-timeout=fast", false},
+      {"--dns-retries=2", true},
+      {"--dns-retries=-1", false},
+      {"--on-dns-error=accept", true},
+      {"--on-dns-error=reject", false},
+      {"--dns-cache-size=0", true},
+      {"--dns-cache-max-ttl=1h", true},
+      {"--dns-deadline=5s", true},
+      {"--bogus-networks=/nonexistent", false},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.arg);
+    auto c = load_config(CommandLine{{row.arg}});
+    CHECK(bool(c) == row.ok);
+    if (!c) CHECK(c.error().where == "command line");
+  }
+}
+
+TEST_CASE("a malformed bogus-networks line fails the config naming file and line",
+          "[dns][config]") {
+  const std::string path = "/tmp/mxguard-unit-bogus.cidr";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f);
+    std::fputs("# ok\n127.0.0.0/8 loopback\n300.0.0.0/8 nonsense\n", f);
+    std::fclose(f);
+  }
+  auto c = load_config(CommandLine{{"--bogus-networks=" + path}});
+  REQUIRE_FALSE(c);
+  CHECK(c.error().where == path + ":3");
+  std::remove(path.c_str());
+}
