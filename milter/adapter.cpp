@@ -6,11 +6,13 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <memory>
 #include <string>
 
 #include "mxguard/log.h"
+#include "mxguard/message/feed.h"
 #include "mxguard/session.h"
 
 namespace mxguard::milter {
@@ -264,6 +266,7 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
   if (s && (r == SMFIS_CONTINUE || r == SMFIS_NOREPLY)) {
     try {
       s->tx.recipients.push_back(s->tx.rcpt);
+      message::on_recipient(*s, std::time(nullptr));  // content hook: records a valid BATV tag
     } catch (...) {
       return internal_error(s, "rcpt", "out of memory");
     }
@@ -280,6 +283,7 @@ sfsistat on_data(SMFICTX* ctx) {
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
   return run_stage(ctx, Stage::Header, "header", [&](Session& s) {
+    message::feed_header(s, name ? name : "", value ? value : "");  // content hook (bounded)
     std::size_t n = std::strlen(name ? name : "") + std::strlen(value ? value : "");
     if (s.tx.headers.size() >= kMaxHeaders || s.tx.header_bytes + n > kMaxHeaderBytes) {
       s.tx.headers_truncated = true;
@@ -291,15 +295,19 @@ sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
 }
 
 sfsistat on_eoh(SMFICTX* ctx) {
-  return run_stage(ctx, Stage::Eoh, "eoh", [](Session&) {});
+  return run_stage(ctx, Stage::Eoh, "eoh", [](Session& s) { message::feed_eoh(s); });
 }
 
-sfsistat on_body(SMFICTX* ctx, unsigned char*, size_t) {
-  return run_stage(ctx, Stage::Body, "body", [](Session&) {});
+sfsistat on_body(SMFICTX* ctx, unsigned char* data, size_t len) {
+  // Content hook: the bounded message reader. feed_body() returns false when nothing more of
+  // the body is needed; that is where SMFIS_SKIP can go once the adapter negotiates it.
+  return run_stage(ctx, Stage::Body, "body", [&](Session& s) {
+    message::feed_body(s, std::string_view(reinterpret_cast<const char*>(data), data ? len : 0));
+  });
 }
 
 sfsistat on_eom(SMFICTX* ctx) {
-  sfsistat r = run_stage(ctx, Stage::Eom, "eom", [](Session&) {});
+  sfsistat r = run_stage(ctx, Stage::Eom, "eom", [](Session& s) { message::feed_eom(s); });
   end_transaction(connection_of(ctx));
   return r;
 }
