@@ -1,0 +1,72 @@
+"""The manual pages cannot drift from the code (issue 6).
+
+Every option `mxguard --help` prints must be documented in man/mxguard.conf.5 (as an
+`.It Cm NAME` item), and the page must document nothing mxguard no longer knows, as Postfix's
+check-postconf-undocumented does for postconf(5). Every single-letter flag must be in
+mxguard(8). Both pages must pass `mandoc -T lint -W warning`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.milter import mxguard_binary
+
+MAN = Path(__file__).resolve().parents[2] / "man"
+PAGES = [MAN / "mxguard.8", MAN / "mxguard.conf.5"]
+
+
+def help_text() -> str:
+    out = subprocess.run([str(mxguard_binary()), "--help"], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def options_in_help() -> set[str]:
+    return set(re.findall(r"--([a-z0-9][a-z0-9.-]*)", help_text()))
+
+
+def short_flags_in_help() -> set[str]:
+    return set(re.findall(r"^\s*-([A-Za-z]) \[ --", help_text(), re.M))
+
+
+def items(page: Path, macro: str) -> set[str]:
+    """First argument of every `.It <macro> NAME` line of a page."""
+    found = set()
+    for line in page.read_text().splitlines():
+        m = re.match(rf"\.It {macro} ([A-Za-z0-9][A-Za-z0-9.-]*)", line)
+        if m:
+            found.add(m.group(1))
+    return found
+
+
+def test_every_option_is_in_mxguard_conf_5_and_nothing_else():
+    in_code = options_in_help()
+    assert "socket" in in_code and "check.access" in in_code, "cannot read --help"
+    in_page = items(MAN / "mxguard.conf.5", "Cm")
+    undocumented = sorted(in_code - in_page)
+    unknown = sorted(in_page - in_code)
+    assert not undocumented, f"options missing from man/mxguard.conf.5: {undocumented}"
+    assert not unknown, f"man/mxguard.conf.5 documents options mxguard lacks: {unknown}"
+
+
+def test_every_short_flag_is_in_mxguard_8():
+    in_code = short_flags_in_help()
+    assert "p" in in_code, "cannot read the short flags from --help"
+    missing = sorted(in_code - items(MAN / "mxguard.8", "Fl"))
+    assert not missing, f"flags missing from man/mxguard.8: {missing}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_mandoc_lint_is_clean(page):
+    if not shutil.which("mandoc"):
+        pytest.fail("mandoc is not installed (scripts/install-deps installs it)")
+    out = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(page)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and not out.stdout and not out.stderr, out.stdout + out.stderr
