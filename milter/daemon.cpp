@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,7 +12,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -165,28 +165,68 @@ bool write_pidfile(const std::string& path, std::string* error) {
   return true;
 }
 
-void start_signal_thread(std::function<void()> on_reload, std::function<void()> on_stats) {
+namespace {
+sigset_t handled_signals() {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGUSR1);
-  sigaddset(&set, SIGUSR2);
-  // libmilter blocks SIGHUP/SIGTERM/SIGINT only in the thread that calls smfi_main() and the
-  // threads it starts; a thread started before that (this one) must block them too, or the
-  // kernel may deliver SIGTERM here and kill the process instead of stopping it in order.
-  sigset_t blocked = set;
-  sigaddset(&blocked, SIGHUP);
-  sigaddset(&blocked, SIGTERM);
-  sigaddset(&blocked, SIGINT);
-  sigaddset(&blocked, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
-  std::thread([set, on_reload = std::move(on_reload), on_stats = std::move(on_stats)] {
-    for (;;) {
-      int sig = 0;
-      if (sigwait(&set, &sig) != 0) continue;
-      if (sig == SIGUSR1) on_reload();
-      if (sig == SIGUSR2) on_stats();
+  for (int sig : {SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGINT})
+    sigaddset(&set, sig);
+  return set;
+}
+}  // namespace
+
+void block_signals() {
+  sigset_t set = handled_signals();
+  sigaddset(&set, SIGPIPE);  // a dropped MTA connection is an error return, not a death
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+StopKind wait_for_signals(const std::function<void()>& on_reload,
+                          const std::function<void()>& on_stats) {
+  const sigset_t set = handled_signals();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    switch (sig) {
+      case SIGUSR1:
+        on_reload();
+        break;
+      case SIGUSR2:
+        on_stats();
+        break;
+      case SIGINT:
+        return StopKind::Immediate;
+      default:
+        return StopKind::Orderly;
     }
-  }).detach();
+  }
+}
+
+void poke_listener(const SocketSpec& socket) {
+  if (socket.kind == SocketSpec::Kind::Local) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, socket.path.c_str(), socket.path.size() + 1);
+    (void)connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun);
+    close(fd);
+    return;
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_family = socket.kind == SocketSpec::Kind::Inet6 ? AF_INET6 : AF_INET;
+  std::string host = socket.host.empty()
+                         ? (socket.kind == SocketSpec::Kind::Inet6 ? "::1" : "127.0.0.1")
+                         : socket.host;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(socket.port).c_str(), &hints, &res) != 0) return;
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    (void)connect(fd, res->ai_addr, res->ai_addrlen);
+    close(fd);
+  }
+  freeaddrinfo(res);
 }
 
 }  // namespace mxguard::milter

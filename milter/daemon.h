@@ -34,9 +34,23 @@ bool drop_privileges(const Identity& id, std::string* error);
 
 bool write_pidfile(const std::string& path, std::string* error);
 
-// Blocks SIGUSR1/SIGUSR2 (and the signals libmilter waits for) in the calling thread, so in
-// every thread started after it, and
-// starts a thread that sigwait()s for them.
-void start_signal_thread(std::function<void()> on_reload, std::function<void()> on_stats);
+// Signals. libmilter's own signal thread stops it at once on SIGTERM/SIGHUP, and Debian's
+// libmilter (built with its worker pool) then drops every open session: mail in flight would
+// get the MTA's temporary failure. So libmilter runs in a thread of its own, and the main
+// thread, which the kernel prefers for signals sent to the process, takes them all:
+// SIGUSR1 reload, SIGUSR2 stats, SIGTERM/SIGHUP stop after the open transactions, SIGINT stop
+// at once. Only then is libmilter told to stop (smfi_stop()).
+
+// Blocks the signals above in the calling thread, so in every thread started after it.
+void block_signals();
+
+enum class StopKind { Orderly, Immediate };
+// Waits for signals in the calling (main) thread, calling the handlers, until a stop signal.
+StopKind wait_for_signals(const std::function<void()>& on_reload,
+                          const std::function<void()>& on_stats);
+
+// Wakes libmilter's listener (it notices a stop only when its select() returns) by
+// connecting to our own socket once; best effort.
+void poke_listener(const SocketSpec& socket);
 
 }  // namespace mxguard::milter

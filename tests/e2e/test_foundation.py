@@ -8,6 +8,8 @@ Every accepted message must reach the sink.
 from __future__ import annotations
 
 import re
+import threading
+import time
 import subprocess
 from pathlib import Path
 
@@ -293,3 +295,23 @@ def test_eight_bit_and_64k_header_lines(mta, mxguard, tables, sink):
     assert result.accepted, str(result.last())
     assert sink.wait_for(1)
     assert d.alive()
+
+
+def test_sigterm_lets_the_open_transaction_finish(mta, mxguard, tables, sink):
+    d = mxguard(config(tables))
+    server = mta(milter=d.socket)
+    with SmtpSession(server, source=OUTSIDE) as s:
+        assert s.ehlo().code == 250
+        assert s.mail("sender@client.test.example").code == 250
+        assert s.rcpt("frank@dest.test.example").code == 250
+        stopper = threading.Thread(target=d.stop)
+        stopper.start()
+        d.wait_log(r"mxguard stopped|listening", timeout=5)  # the signal has been seen
+        time.sleep(1)
+        assert d.alive(), "mxguard quit with a transaction open"
+        data, eom = s.data(make_message(subject="finished after SIGTERM"))
+        assert data.code == 354 and eom.code == 250
+    stopper.join(60)
+    assert not d.alive()
+    assert sink.wait_find(recipient="frank@dest.test.example")
+    d.wait_log(r"mxguard stopped")
