@@ -2,10 +2,12 @@
 // line), opens the milter socket, drops privileges, and hands over to libmilter.
 #include <fcntl.h>
 #include <libmilter/mfapi.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -157,15 +159,28 @@ int main(int argc, char** argv) {
     return EX_NOPERM;
   }
 
-  milter::start_signal_thread([cl] { reload(cl); }, log_stats);
+  milter::block_signals();
   log(LogLevel::Notice, "mxguard {} listening on {}", MXGUARD_VERSION, cfg->socket);
-  int rc = smfi_main();
+  std::atomic<int> rc{MI_SUCCESS};
+  std::thread libmilter([&rc] {
+    rc = smfi_main();
+    // libmilter gave up by itself (not through smfi_stop): wake the main thread.
+    kill(getpid(), SIGTERM);
+  });
+  milter::StopKind stop = milter::wait_for_signals([cl] { reload(cl); }, log_stats);
 
-  // libmilter has stopped accepting; let the MTA finish the transactions under way.
-  // Idle connections are not waited for: the MTA reconnects, or uses its default action.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (milter::stats().transactions.load() > 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Let the MTA finish the transactions under way before libmilter drops its sessions. Idle
+  // connections are not waited for: the MTA reconnects, or uses its default action.
+  if (stop == milter::StopKind::Orderly) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    if (auto open = milter::stats().transactions.load(); open > 0)
+      log(LogLevel::Notice, "stopping: waiting for {} open transaction(s)", open);
+    while (milter::stats().transactions.load() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  smfi_stop();
+  milter::poke_listener(*socket);
+  libmilter.join();
   log(LogLevel::Notice, "mxguard stopped");
   if (!cfg->pidfile.empty()) unlink(cfg->pidfile.c_str());
   if (socket->kind == milter::SocketSpec::Kind::Local) unlink(socket->path.c_str());
