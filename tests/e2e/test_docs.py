@@ -70,3 +70,38 @@ def test_mandoc_lint_is_clean(page):
     out = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(page)],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and not out.stdout and not out.stderr, out.stdout + out.stderr
+
+
+CONF = Path(__file__).resolve().parents[2] / "packaging" / "mxguard.conf"
+COMMAND_LINE_ONLY = {"config", "check-config", "help", "version", "test"}
+
+
+def conf_keys() -> dict[str, str]:
+    """key -> value of every `key = value` line of the shipped config, commented out or not."""
+    keys = {}
+    for line in CONF.read_text().splitlines():
+        m = re.match(r"^#? ?([a-z0-9][a-z0-9.-]*) =(.*)$", line)
+        if m:
+            keys[m.group(1)] = m.group(2).strip()
+    return keys
+
+
+def test_every_option_is_in_the_shipped_config():
+    in_code = options_in_help() - COMMAND_LINE_ONLY
+    in_conf = set(conf_keys())
+    assert not sorted(in_code - in_conf), \
+        f"options missing from packaging/mxguard.conf: {sorted(in_code - in_conf)}"
+    assert not sorted(in_conf - in_code), \
+        f"packaging/mxguard.conf names options mxguard lacks: {sorted(in_conf - in_code)}"
+
+
+def test_the_shipped_defaults_load(tmp_path):
+    """Every default shown in the shipped config, uncommented, is a valid configuration."""
+    rules = str(Path(__file__).resolve().parents[2] / "rules")
+    lines = [f"{k} = {v.replace('/etc/mxguard/rules', rules)}"
+             for k, v in conf_keys().items() if v and k != "user"]
+    conf = tmp_path / "mxguard.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    out = subprocess.run([str(mxguard_binary()), "-n", "-c", str(conf)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
