@@ -19,6 +19,7 @@
 #include "mxguard/config.h"
 #include "mxguard/log.h"
 #include "mxguard/policy.h"
+#include "notify.h"
 
 using namespace mxguard;
 
@@ -41,15 +42,18 @@ void print_check_config(const Config& cfg, const Policy& policy) {
 }
 
 void reload(const CommandLine& cl) {
+  milter::notify_reloading();
   auto cfg = load_config(cl);
   if (!cfg) {
     log(LogLevel::Error, "reload failed: {}; keeping the current configuration",
         cfg.error().to_string());
+    milter::notify_ready();
     return;
   }
   set_log_level((*cfg)->log_level);
   milter::policy_holder().set(build_policy(*cfg));
   log(LogLevel::Notice, "reloaded configuration");
+  milter::notify_ready();
 }
 
 void log_stats() {
@@ -123,7 +127,9 @@ int main(int argc, char** argv) {
   }
 
   set_log_level(cfg->log_level);
-  static StandardSink sink(cfg->foreground, cfg->syslog);
+  // Under systemd with syslog on, stderr is the journal too: one copy of each line is enough.
+  static StandardSink sink(cfg->foreground && !(cfg->syslog && milter::stderr_is_journal()),
+                           cfg->syslog);
   set_log_sink(&sink);
   milter::policy_holder().set(policy);
 
@@ -161,6 +167,7 @@ int main(int argc, char** argv) {
 
   milter::block_signals();
   log(LogLevel::Notice, "mxguard {} listening on {}", MXGUARD_VERSION, cfg->socket);
+  milter::notify_ready();  // the socket is open and privileges are dropped
   std::atomic<int> rc{MI_SUCCESS};
   std::thread libmilter([&rc] {
     rc = smfi_main();
@@ -169,6 +176,7 @@ int main(int argc, char** argv) {
   });
   milter::StopKind stop = milter::wait_for_signals([cl] { reload(cl); }, log_stats);
 
+  milter::notify_stopping();
   // Let the MTA finish the transactions under way before libmilter drops its sessions. Idle
   // connections are not waited for: the MTA reconnects, or uses its default action.
   if (stop == milter::StopKind::Orderly) {

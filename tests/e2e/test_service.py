@@ -1,0 +1,96 @@
+"""mxguard under a service manager (issue 6): systemd's notification protocol, as a
+Type=notify unit sees it, without systemd running here.
+
+The test plays systemd's part: it binds the datagram socket named in $NOTIFY_SOCKET, starts
+mxguard in the foreground, and reads what mxguard tells it: READY=1 once the milter socket
+accepts connections, RELOADING=1 then READY=1 around a SIGUSR1 reload, STOPPING=1 at SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.milter import mxguard_binary
+
+CHECKS_OFF = ["--check.null-mx=off", "--check.no-mail-domain=off", "--check.bogus-mx=off",
+              "--check.null-mx-sender=off"]
+
+
+class FakeSystemd:
+    def __init__(self, directory: Path):
+        self.path = str(directory / "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+
+    def messages_until(self, wanted: str, timeout: float = 20.0) -> list[str]:
+        """Every state line received until one equals `wanted`."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            seen.extend(data.splitlines())
+            if wanted in data.splitlines():
+                return seen
+        pytest.fail(f"no {wanted} from mxguard within {timeout}s; got {seen}")
+
+    def close(self):
+        self.sock.close()
+
+
+def help_options() -> str:
+    return subprocess.run([str(mxguard_binary()), "--help"], capture_output=True, text=True,
+                          timeout=30).stdout
+
+
+@pytest.fixture
+def fake_systemd(tmp_path):
+    s = FakeSystemd(tmp_path)
+    yield s
+    s.close()
+
+
+def test_ready_reloading_and_stopping_are_notified(tmp_path, fake_systemd):
+    milter = tmp_path / "m.sock"
+    checks = [c for c in CHECKS_OFF if c.split("=")[0].lstrip("-") in help_options()]
+    env = dict(os.environ, NOTIFY_SOCKET=fake_systemd.path)
+    proc = subprocess.Popen([str(mxguard_binary()), "-f", "--syslog=no", "-p", f"unix:{milter}",
+                             *checks], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        states = fake_systemd.messages_until("READY=1")
+        assert "STOPPING=1" not in states
+        # Ready means Postfix can connect now.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.connect(str(milter))
+
+        proc.send_signal(signal.SIGUSR1)
+        states = fake_systemd.messages_until("READY=1")
+        assert "RELOADING=1" in states
+
+        proc.send_signal(signal.SIGTERM)
+        fake_systemd.messages_until("STOPPING=1")
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "ERROR: AddressSanitizer" not in (proc.stderr.read() if proc.stderr else "")
+
+
+def test_no_notify_socket_no_trouble(tmp_path):
+    """Outside systemd (no $NOTIFY_SOCKET), -n and a normal start behave as before."""
+    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    out = subprocess.run([str(mxguard_binary()), "-n", "-p", f"unix:{tmp_path}/x.sock"],
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
