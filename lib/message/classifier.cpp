@@ -14,7 +14,7 @@ namespace {
 // How much of the text parts the phrase table and the quoted-header scan read. Bounce texts
 // put their tell-tale phrases in the first lines; the quoted original follows within a few KB.
 constexpr std::size_t kMaxTextParts = 4;
-constexpr std::size_t kMaxPhraseLines = 400;
+constexpr std::size_t kMaxPhraseLines = 120;
 constexpr std::size_t kMaxLineForTable = 512;
 constexpr std::size_t kMaxHeaderKey = 1000;
 constexpr std::size_t kMaxDsnRecipients = 100;
@@ -75,6 +75,33 @@ std::optional<MessageClass> table_class(const std::shared_ptr<const tables::Tabl
   return parse_class_word(first_word(*r));
 }
 
+// Fields that are on every message and never mark automatic mail: not worth a table lookup
+// (Received and DKIM-Signature alone are most of a header's bytes).
+bool never_a_marker(std::string_view name) {
+  static constexpr std::string_view kSkip[] = {"Received",
+                                               "DKIM-Signature",
+                                               "ARC-Seal",
+                                               "ARC-Message-Signature",
+                                               "ARC-Authentication-Results",
+                                               "Authentication-Results",
+                                               "Received-SPF",
+                                               "Message-ID",
+                                               "Date",
+                                               "To",
+                                               "Cc",
+                                               "References",
+                                               "In-Reply-To",
+                                               "MIME-Version",
+                                               "Return-Path",
+                                               "Subject",
+                                               "Content-Type",
+                                               "Content-Transfer-Encoding",
+                                               "X-Google-DKIM-Signature"};
+  for (std::string_view k : kSkip)
+    if (iequals(name, k)) return true;
+  return false;
+}
+
 struct Evidence {
   bool report_dsn = false;
   bool report_mdn = false;
@@ -108,7 +135,7 @@ Evidence header_evidence(const MessageReader& msg, const Envelope& env, const Ru
       std::string v = first_token(h.value);
       if (!v.empty() && v != "no") ev.auto_submitted = true;
     }
-    if (rules.headers && !ev.header_table) {
+    if (rules.headers && !ev.header_table && !never_a_marker(h.name)) {
       std::string value = unfold(h.value);
       if (value.size() > kMaxHeaderKey) value.resize(kMaxHeaderKey);
       std::string key = h.name + ": " + value;
