@@ -301,13 +301,54 @@ sfsistat on_eoh(SMFICTX* ctx) {
 sfsistat on_body(SMFICTX* ctx, unsigned char* data, size_t len) {
   // Content hook: the bounded message reader. feed_body() returns false when nothing more of
   // the body is needed; that is where SMFIS_SKIP can go once the adapter negotiates it.
-  return run_stage(ctx, Stage::Body, "body", [&](Session& s) {
-    message::feed_body(s, std::string_view(reinterpret_cast<const char*>(data), data ? len : 0));
+  bool more = true;
+  sfsistat r = run_stage(ctx, Stage::Body, "body", [&](Session& s) {
+    more = message::feed_body(
+        s, std::string_view(reinterpret_cast<const char*>(data), data ? len : 0));
   });
+  // Nothing more of the body matters: ask the MTA not to send the rest (saves round trips).
+  Connection* c = connection_of(ctx);
+  if (!more && r == SMFIS_CONTINUE && c && (c->steps & SMFIP_SKIP)) return SMFIS_SKIP;
+  return r;
+}
+
+// Applies the changes the core planned for an accepted message (BATV signing, tag removal).
+// A change the MTA refuses is logged, never fatal: the message is still good to deliver.
+void apply_changes(SMFICTX* ctx, const Session& s) {
+  message::MessageChanges changes = message::plan_changes(s, std::time(nullptr));
+  if (changes.empty()) return;
+  auto warn_if = [&](int rc, const char* what, const std::string& arg) {
+    if (rc != MI_SUCCESS)
+      log(LogLevel::Warning, "{}: {} {} failed (did the MTA grant the milter this action?)",
+          s.log_id(), what, arg);
+  };
+  if (changes.new_sender) {
+    std::string from = "<" + *changes.new_sender + ">";
+    warn_if(smfi_chgfrom(ctx, from.data(), nullptr), "change sender to", from);
+    log(LogLevel::Info, "{}: batv: sender <{}> signed as {}", s.log_id(), s.tx.sender, from);
+  }
+  for (const Header& h : changes.add_headers) {
+    std::string name = h.name, value = h.value;
+    warn_if(smfi_addheader(ctx, name.data(), value.data()), "add header", name);
+  }
+  for (const auto& rw : changes.rewrite_rcpts) {
+    std::string tagged = "<" + rw.tagged + ">", plain = "<" + rw.plain + ">";
+    warn_if(smfi_delrcpt(ctx, tagged.data()), "remove recipient", tagged);
+    warn_if(smfi_addrcpt(ctx, plain.data()), "add recipient", plain);
+    log(LogLevel::Info, "{}: batv: recipient {} delivered as {}", s.log_id(), tagged, plain);
+  }
 }
 
 sfsistat on_eom(SMFICTX* ctx) {
   sfsistat r = run_stage(ctx, Stage::Eom, "eom", [](Session& s) { message::feed_eom(s); });
+  Session* s = session_of(ctx);
+  if (s && r == SMFIS_CONTINUE) {
+    try {
+      apply_changes(ctx, *s);
+    } catch (const std::exception& e) {
+      r = internal_error(s, "eom", e.what());
+    }
+  }
   end_transaction(connection_of(ctx));
   return r;
 }
