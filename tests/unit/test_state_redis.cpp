@@ -114,8 +114,9 @@ TEST_CASE("redis store: two stores (two MX hosts) share counters atomically", "[
   CHECK(b.fallback_calls() == 0);
 }
 
-TEST_CASE("redis store: redis killed mid-run, calls fail over fast; restarted, it reconnects",
-          "[state][redis]") {
+TEST_CASE(
+    "redis store: redis killed mid-run, calls fail over fast, and it reconnects after a restart",
+    "[state][redis]") {
   RedisServer server;
   RedisStore s(options_for(server));
   REQUIRE(s.put("before", "1", 0ms));
