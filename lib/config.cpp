@@ -67,6 +67,8 @@ po::options_description describe_options() {
     ("log-level", str(), "error, warning, notice, info or debug")
     ("syslog", str(), "log to syslog, mail facility (yes/no)")
     ("report-only", flag(), "log what would be rejected, reject nothing")
+    ("metrics-file", str(), "write Prometheus metrics to this file every 5 s")
+    ("metrics-listen", str(), "serve Prometheus metrics on ADDR:PORT, path /metrics")
     ("local-domains", list(), "domains we receive mail for")
     ("trusted-networks", list(), "client networks whose mail is ours (CIDR)")
     ("exempt-recipients", list(), "recipients never rejected (local parts or addresses)")
@@ -602,6 +604,8 @@ Expected<std::shared_ptr<const Config>, ConfigError> build(const Reader& r) {
   cfg->syslog = *sl;
   MXG_TRY(ro, r.boolean("report-only", false));
   cfg->report_only = *ro;
+  cfg->metrics_file = r.string("metrics-file", "");
+  cfg->metrics_listen = r.string("metrics-listen", "");
 
   if (const RawValue* v = r.last("log-level")) {
     auto lvl = parse_log_level(v->value);

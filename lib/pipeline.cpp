@@ -4,6 +4,7 @@
 
 #include "mxguard/config.h"
 #include "mxguard/log.h"
+#include "mxguard/metrics.h"
 #include "mxguard/policy.h"
 
 namespace mxguard {
@@ -90,15 +91,20 @@ std::optional<Verdict> Pipeline::run(Stage stage, Session& session, CheckContext
           session.tx.allowed = true;
           break;
       }
+      metrics().count_verdict(v->check, "accept");
       log(LogLevel::Debug, "{}: allow: {} from {}: check={} reason={}", session.log_id(),
           to_string(stage), session.client_label(), v->check, v->reason);
       continue;
     }
     if (report_only_ || e.mode == CheckMode::Report) {
       v->report_only = true;
+      metrics().count_verdict(v->check, "would-reject");
       log(LogLevel::Notice, "{}", format_decision(session, stage, *v));
       continue;
     }
+    metrics().count_verdict(v->check, v->action == Action::Tempfail  ? "tempfail"
+                                      : v->action == Action::Discard ? "discard"
+                                                                     : "reject");
     log(LogLevel::Notice, "{}", format_decision(session, stage, *v));
     return v;
   }

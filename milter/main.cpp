@@ -16,8 +16,10 @@
 
 #include "adapter.h"
 #include "daemon.h"
+#include "metrics_export.h"
 #include "mxguard/config.h"
 #include "mxguard/log.h"
+#include "mxguard/metrics.h"
 #include "mxguard/policy.h"
 #include "notify.h"
 
@@ -152,6 +154,12 @@ int main(int argc, char** argv) {
     log(LogLevel::Error, "cannot give {} to {}", socket->path, identity->name);
     return EX_OSERR;
   }
+  // The metrics port is bound before detaching, so that "in use" reaches the starting shell.
+  static milter::MetricsExporter exporter;
+  if (!cfg->metrics_listen.empty() && !exporter.open_listener(cfg->metrics_listen, &error)) {
+    log(LogLevel::Error, "{}", error);
+    return EX_CONFIG;
+  }
   if (!cfg->foreground && !detach(&error)) {
     log(LogLevel::Error, "{}", error);
     return EX_OSERR;
@@ -166,6 +174,12 @@ int main(int argc, char** argv) {
   }
 
   milter::block_signals();
+  // After block_signals(): the exporter's threads must not take SIGTERM or SIGUSR1.
+  metrics().set_collector(milter::collect_stats);
+  if (!exporter.start(cfg->metrics_file, &error)) {
+    log(LogLevel::Error, "{}", error);
+    return EX_CONFIG;
+  }
   log(LogLevel::Notice, "mxguard {} listening on {}", MXGUARD_VERSION, cfg->socket);
   milter::notify_ready();  // the socket is open and privileges are dropped
   std::atomic<int> rc{MI_SUCCESS};
@@ -189,6 +203,7 @@ int main(int argc, char** argv) {
   smfi_stop();
   milter::poke_listener(*socket);
   libmilter.join();
+  exporter.stop();
   log(LogLevel::Notice, "mxguard stopped");
   if (!cfg->pidfile.empty()) unlink(cfg->pidfile.c_str());
   if (socket->kind == milter::SocketSpec::Kind::Local) unlink(socket->path.c_str());

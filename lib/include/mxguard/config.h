@@ -49,6 +49,8 @@ struct Config {
   bool log_stderr = false;
   bool syslog = true;
   bool report_only = false;
+  std::string metrics_file;    // Prometheus text, rewritten every few seconds; empty: none
+  std::string metrics_listen;  // "addr:port" of the /metrics listener; empty: none
 
   // Who we are and whom we trust.
   std::vector<std::string> local_domains;  // lower case, no trailing dot

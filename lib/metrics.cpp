@@ -1,0 +1,76 @@
+#include "mxguard/metrics.h"
+
+#include <fmt/format.h>
+
+#include <mutex>
+
+namespace mxguard {
+
+namespace {
+
+// Label values are check names and fixed words, but escape anyway: a broken exposition file
+// makes node_exporter drop every metric of the file.
+std::string label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+void Metrics::count_verdict(std::string_view check, std::string_view action) {
+  {
+    std::shared_lock lock(mutex_);
+    auto it = verdicts_.find(Key(check, action));
+    if (it != verdicts_.end()) {
+      it->second->fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  std::unique_lock lock(mutex_);
+  auto& slot = verdicts_[Key(check, action)];
+  if (!slot) slot = std::make_unique<std::atomic<std::uint64_t>>(0);
+  slot->fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t Metrics::verdicts(std::string_view check, std::string_view action) const {
+  std::shared_lock lock(mutex_);
+  auto it = verdicts_.find(Key(check, action));
+  return it == verdicts_.end() ? 0 : it->second->load(std::memory_order_relaxed);
+}
+
+void Metrics::set_collector(std::function<void(std::string&)> collector) {
+  std::unique_lock lock(mutex_);
+  collector_ = std::move(collector);
+}
+
+std::string Metrics::render() const {
+  std::string out =
+      "# HELP mxguard_verdicts_total Decisions of each check: reject, would-reject (report "
+      "only), tempfail, discard, accept (an OK that exempts the rest).\n"
+      "# TYPE mxguard_verdicts_total counter\n";
+  std::function<void(std::string&)> collector;
+  {
+    std::shared_lock lock(mutex_);
+    for (const auto& [key, value] : verdicts_)
+      out += fmt::format("mxguard_verdicts_total{{check=\"{}\",action=\"{}\"}} {}\n",
+                         label(key.first), label(key.second), value->load());
+    collector = collector_;
+  }
+  if (collector) collector(out);
+  return out;
+}
+
+Metrics& metrics() {
+  static Metrics m;
+  return m;
+}
+
+}  // namespace mxguard
