@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "metrics_export.h"
 #include "mxguard/config.h"
+#include "mxguard/dns/audit.h"
 #include "mxguard/log.h"
 #include "mxguard/metrics.h"
 #include "mxguard/policy.h"
@@ -87,6 +88,9 @@ bool detach(std::string* error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // "mxguard audit DOMAIN...": explain mail routes and exit (see dns/audit.h).
+  if (argc > 1 && std::string_view(argv[1]) == "audit")
+    return dns::run_audit(std::vector<std::string>(argv + 2, argv + argc));
   CommandLine cl;
   for (int i = 1; i < argc; ++i)
     cl.args.emplace_back(argv[i]);

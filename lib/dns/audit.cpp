@@ -1,0 +1,209 @@
+#include "mxguard/dns/audit.h"
+
+#include <fmt/format.h>
+#include <sysexits.h>
+
+#include <algorithm>
+
+#include "mxguard/config.h"
+#include "mxguard/dns/options.h"
+
+namespace mxguard::dns {
+
+namespace {
+
+std::string address_line(const RouteAddress& a) {
+  if (!a.bogus) return fmt::format("{} (routable)", a.address.to_string());
+  return fmt::format("{} (NOT routable: {})", a.address.to_string(), a.bogus->describe(a.address));
+}
+
+bool is_self(const RouteAddress& a, const std::vector<net::IpAddress>& self) {
+  auto v4 = a.address.embedded_v4();
+  return std::any_of(self.begin(), self.end(),
+                     [&](const net::IpAddress& s) { return s == a.address || (v4 && s == *v4); });
+}
+
+}  // namespace
+
+AuditResult audit_domain(const RouteAnalyzer& analyzer, std::string_view domain,
+                         const std::vector<net::IpAddress>& self) {
+  AuditResult r;
+  r.route = analyzer.analyse(domain);
+  const MailRoute& m = r.route;
+  std::string& t = r.text;
+  t += fmt::format("{}: {}\n", m.domain, to_string(m.kind));
+  if (m.kind == RouteKind::Invalid) {
+    t += fmt::format("  not a usable domain name: {}\n", m.detail);
+    return r;
+  }
+
+  // SPF: one TXT record starting "v=spf1" (RFC 7208 §4.5).
+  // Not after a failure: the route already says DNS is in trouble, and the decision's deadline
+  // must bound the whole audit too.
+  if (m.kind != RouteKind::NoSuchDomain && m.kind != RouteKind::TempFail && !m.domain.empty() &&
+      m.domain.front() != '[') {
+    auto txt = analyzer.resolver().lookup(m.domain, RrType::Txt);
+    if (!txt) {
+      r.spf_lookup_failed = true;
+    } else {
+      std::vector<std::string> spf;
+      for (const auto& s : txt->txt) {
+        std::string low = lowercase(s);
+        if (low == "v=spf1" || low.rfind("v=spf1 ", 0) == 0) spf.push_back(s);
+      }
+      if (spf.size() == 1) {
+        r.spf = spf.front();
+        std::string low = lowercase(spf.front());
+        r.spf_rejects_all = low == "v=spf1 -all";
+      }
+    }
+  }
+
+  if (m.kind == RouteKind::NullMx) {
+    t += "  MX 0 . (null MX, RFC 7505): the domain says it takes no mail\n";
+  } else if (m.has_mx || !m.exchangers.empty()) {
+    for (const auto& e : m.exchangers) {
+      t += e.implicit ? fmt::format("  no MX records; implicit MX (RFC 5321 5.1): {}\n", e.name)
+                      : fmt::format("  MX {} {}\n", e.preference, e.name);
+      for (const auto& a : e.addresses)
+        t += fmt::format("    {}{}\n", address_line(a), is_self(a, self) ? " [this host]" : "");
+      for (const auto& n : e.notes)
+        t += fmt::format("    {}\n", n);
+    }
+    if (m.null_mx_mixed)
+      t += "  MX 0 . among other MX records: not a valid null MX (RFC 7505 3); ignored\n";
+  }
+  if (!m.detail.empty()) t += fmt::format("  {}\n", m.detail);
+  if (r.spf_lookup_failed) {
+    t += "  SPF: lookup failed\n";
+  } else if (m.kind != RouteKind::NoSuchDomain && m.kind != RouteKind::TempFail) {
+    t += fmt::format("  SPF: {}\n", r.spf ? *r.spf : std::string("none"));
+  }
+
+  // Advice, in plain words.
+  auto& adv = r.advice;
+  switch (m.kind) {
+    case RouteKind::NullMx:
+      if (!r.spf_rejects_all)
+        adv.push_back("publish \"v=spf1 -all\" too, so nobody can send mail as this domain");
+      break;
+    case RouteKind::Deliverable: {
+      bool bogus_backup = false;
+      bool implicit_self = false;
+      for (const auto& e : m.exchangers)
+        for (const auto& a : e.addresses) {
+          if (a.bogus && !e.implicit) bogus_backup = true;
+          if (e.implicit && is_self(a, self)) implicit_self = true;
+        }
+      if (bogus_backup)
+        adv.push_back(
+            "an MX host has non-routable addresses: fix or remove it (unless it is "
+            "a deliberate nolisting trap)");
+      if (implicit_self)
+        adv.push_back(
+            "no MX records, and the domain's A/AAAA record is this host: providers will deliver "
+            "mail for it here. If it takes no mail, publish \"MX 0 .\" and \"v=spf1 -all\"");
+      else if (!m.has_mx)
+        adv.push_back(
+            "no MX records: mail goes to the A/AAAA record. A website-only domain should "
+            "publish \"MX 0 .\" and \"v=spf1 -all\"");
+      break;
+    }
+    case RouteKind::Bogus:
+      adv.push_back(
+          "every mail exchanger is in non-routable space: mail cannot be delivered. "
+          "Fix the MX/A records, or publish \"MX 0 .\" and \"v=spf1 -all\" if the "
+          "domain takes no mail");
+      break;
+    case RouteKind::NoExchanger:
+      adv.push_back(
+          "no mail exchanger has an address: publish a working MX, or \"MX 0 .\" and "
+          "\"v=spf1 -all\" if the domain takes no mail");
+      break;
+    case RouteKind::NoSuchDomain:
+      adv.push_back("the domain does not exist in DNS");
+      break;
+    case RouteKind::TempFail:
+      adv.push_back("DNS did not answer fully; mxguard would answer 4xx (try again later)");
+      break;
+    default:
+      break;
+  }
+  for (const auto& a : adv)
+    t += fmt::format("  advice: {}\n", a);
+  return r;
+}
+
+int run_audit(const std::vector<std::string>& args) {
+  // Options as for the daemon ("--key=value", "--key value", "-c file"), plus --self ADDR;
+  // everything else is a domain.
+  static const std::vector<std::string> kNoValue = {"-f", "--foreground", "-n", "--check-config",
+                                                    "--report-only"};
+  std::vector<std::string> options;
+  std::vector<std::string> domains;
+  std::vector<net::IpAddress> self;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.empty() || a[0] != '-') {
+      domains.push_back(a);
+      continue;
+    }
+    std::string value;
+    bool has_value = a.find('=') != std::string::npos;
+    std::string key = has_value ? a.substr(0, a.find('=')) : a;
+    if (has_value) value = a.substr(a.find('=') + 1);
+    const bool takes_value = std::find(kNoValue.begin(), kNoValue.end(), key) == kNoValue.end();
+    if (!has_value && takes_value) {
+      if (i + 1 >= args.size()) {
+        fmt::print(stderr, "mxguard audit: {} needs a value\n", key);
+        return EX_USAGE;
+      }
+      value = args[++i];
+      has_value = true;
+    }
+    if (key == "--self") {
+      auto addr = net::IpAddress::parse(value);
+      if (!addr) {
+        fmt::print(stderr, "mxguard audit: --self: '{}' is not an address\n", value);
+        return EX_USAGE;
+      }
+      self.push_back(*addr);
+      continue;
+    }
+    options.push_back(has_value ? key + "=" + value : key);
+  }
+  if (domains.empty()) {
+    fmt::print(stderr,
+               "usage: mxguard audit [--dns-server ADDR[:PORT]] [--self ADDR] [-c FILE] "
+               "DOMAIN...\n");
+    return EX_USAGE;
+  }
+  // The route classes need the bogus-networks table even when the config turns bogus-mx off.
+  bool has_bogus = std::any_of(options.begin(), options.end(), [](const std::string& o) {
+    return o.rfind("--bogus-networks", 0) == 0;
+  });
+  if (!has_bogus) options.push_back("--check.bogus-mx=on");
+  auto cfg = load_config(CommandLine{options});
+  if (!cfg) {
+    fmt::print(stderr, "mxguard: {}\n", cfg.error().to_string());
+    return EX_CONFIG;
+  }
+  auto analyzer = make_route_analyzer((*cfg)->dns);
+  if (!analyzer) {
+    fmt::print(stderr, "mxguard audit: {}\n", analyzer.error());
+    return EX_CONFIG;
+  }
+  int status = kAuditDeliverable;
+  for (const auto& d : domains) {
+    AuditResult r = audit_domain(**analyzer, d, self);
+    fmt::print("{}", r.text);
+    if (r.route.kind == RouteKind::TempFail) {
+      status = kAuditError;
+    } else if (r.route.kind != RouteKind::Deliverable && status != kAuditError) {
+      status = kAuditNotDeliverable;
+    }
+  }
+  return status;
+}
+
+}  // namespace mxguard::dns
