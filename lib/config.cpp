@@ -6,17 +6,17 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <boost/program_options.hpp>
 #include <charconv>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
-#include "mxguard/state/options.h"
 #include "mxguard/batv/keys.h"
 #include "mxguard/checks/backscatter.h"
-#include "mxguard/message/classifier.h"
 #include "mxguard/dns/ldns_resolver.h"
+#include "mxguard/message/classifier.h"
+#include "mxguard/state/options.h"
 #include "mxguard/tables/access_action.h"
 
 namespace po = boost::program_options;
@@ -36,15 +36,12 @@ constexpr std::string_view kCommandLineOnly[] = {"config", "check-config", "vers
 
 const std::vector<std::pair<std::string, CheckMode>>& check_defaults() {
   static const std::vector<std::pair<std::string, CheckMode>> checks = {
-      {"access", CheckMode::On},
-      {"forged-local-sender", CheckMode::Off},
-      {"null-mx-sender", CheckMode::On},
-      {"unroutable-sender", CheckMode::Off},
-      {"null-mx", CheckMode::On},
-      {"no-mail-domain", CheckMode::On},
-      {"bogus-mx", CheckMode::On},
-      {"batv", CheckMode::Off},
-      {"backscatter", CheckMode::Off},
+      {"access", CheckMode::On},         {"forged-local-sender", CheckMode::Off},
+      {"null-mx-sender", CheckMode::On}, {"unroutable-sender", CheckMode::Off},
+      {"null-mx", CheckMode::On},        {"no-mail-domain", CheckMode::On},
+      {"bogus-mx", CheckMode::On},       {"batv", CheckMode::Off},
+      {"backscatter", CheckMode::Off},   {"ban", CheckMode::On},
+      {"trap-mx", CheckMode::On},        {"unhandled-domain", CheckMode::On},
   };
   return checks;
 }
@@ -78,15 +75,6 @@ po::options_description describe_options() {
     ("helo-access", list(), "Postfix access tables for the HELO/EHLO name")
     ("sender-access", list(), "Postfix access tables for the envelope sender")
     ("recipient-access", list(), "Postfix access tables for each recipient")
-    ("dns-server", list(), "DNS servers as address[:port] ([v6]:port); default /etc/resolv.conf")
-    ("dns-timeout", str(), "wait this long for one DNS answer (e.g. 2s, 500ms)")
-    ("dns-retries", str(), "ask every DNS server this many more times after a timeout")
-    ("dns-deadline", str(), "a whole DNS route decision ends within this time (default 10s)")
-    ("on-dns-error", str(), "tempfail or accept when DNS cannot answer")
-    ("dns-cache-size", str(), "DNS answers kept in memory (0: no cache)")
-    ("dns-cache-min-ttl", str(), "keep DNS answers at least this long (e.g. 10s)")
-    ("dns-cache-max-ttl", str(), "keep DNS answers at most this long (e.g. 1d)")
-    ("bogus-networks", str(), "cidr table of non-routable networks for bogus-mx")
     ("our-relays", list(), "our outbound relays: host names, addresses or networks")
     ("our-message-id-domains", list(), "Message-ID domains of our mail besides local-domains")
     ("batv-key-file", str(), "BATV keys, 'K secret' per line, mode 600")
@@ -100,7 +88,16 @@ po::options_description describe_options() {
     ("message-rules", str(), "directory of the bounce classifier tables")
     ("backscatter-allow", list(), "tables of senders/recipients whose bounces always pass")
     ("backscatter-check-mdn", str(), "judge read receipts (MDNs) as bounces (default no)")
-    ("backscatter-reject-multi-recipient", str(), "refuse null-sender mail to several recipients");
+    ("backscatter-reject-multi-recipient", str(), "refuse null-sender mail to several recipients")
+    ("dns-server", list(), "DNS servers as address[:port] ([v6]:port); default /etc/resolv.conf")
+    ("dns-timeout", str(), "wait this long for one DNS answer (e.g. 2s, 500ms)")
+    ("dns-retries", str(), "ask every DNS server this many more times after a timeout")
+    ("dns-deadline", str(), "a whole DNS route decision ends within this time (default 10s)")
+    ("on-dns-error", str(), "tempfail or accept when DNS cannot answer")
+    ("dns-cache-size", str(), "DNS answers kept in memory (0: no cache)")
+    ("dns-cache-min-ttl", str(), "keep DNS answers at least this long (e.g. 10s)")
+    ("dns-cache-max-ttl", str(), "keep DNS answers at most this long (e.g. 1d)")
+    ("bogus-networks", str(), "cidr table of non-routable networks for bogus-mx");
   // clang-format on
   for (const auto& [name, mode] : check_defaults()) {
     d.add_options()(("check." + name).c_str(), str(),
@@ -120,6 +117,11 @@ po::options_description describe_options() {
     ("ban-aggregate-v4-prefix", str(), "IPv4 clients share strikes per network of this prefix (32)")
     ("ban-aggregate-v6-prefix", str(), "IPv6 clients share strikes per network of this prefix (64)")
     ("allow-networks", list(), "clients never banned (CIDR)")
+    ("unhandled-domains", list(), "website-only domains: their mail is refused, their senders may earn strikes")
+    ("self", list(), "our listening addresses, for MTAs that do not pass {daemon_addr} or {if_addr}")
+    ("trap-address", list(), "listener addresses published only as fake (nolisting) MX")
+    ("trap-allow-senders", list(), "access tables of senders or recipients let through a trap address")
+    ("on-store-error", str(), "accept (default) or tempfail when the state store cannot answer")
     ("provider-suffixes", list(), "host name suffixes of providers never banned (FCrDNS)");
   // clang-format on
   return d;
@@ -351,135 +353,6 @@ std::string normalise_domain(std::string_view d) {
   return s;
 }
 
-// Backscatter and BATV options. The rule tables and key file are loaded here so that a bad
-// line stops start-up (exit 78) instead of the first bounce.
-std::optional<ConfigError> load_backscatter_options(const Reader& r, Config& cfg) {
-  auto relays = r.list("our-relays");
-  if (!relays) return relays.error();
-  for (const auto& v : *relays) {
-    if (auto c = net::Cidr::parse(v.value)) {
-      cfg.our_relay_networks.add(*c);
-    } else {
-      std::string n = normalise_domain(v.value);
-      if (n.empty() || n.find_first_of("@/[] ") != std::string::npos)
-        return ConfigError{
-            v.where, fmt::format("our-relays: '{}' is not a host name or address", v.value)};
-      cfg.our_relay_names.push_back(n);
-    }
-  }
-  auto domain_list = [&](std::string_view key,
-                         std::vector<std::string>& out) -> std::optional<ConfigError> {
-    auto items = r.list(key);
-    if (!items) return items.error();
-    for (const auto& d : *items) {
-      std::string n = normalise_domain(d.value);
-      if (n.empty() || n.find_first_of("@/[]") != std::string::npos)
-        return ConfigError{d.where, fmt::format("{}: '{}' is not a domain", key, d.value)};
-      out.push_back(n);
-    }
-    return std::nullopt;
-  };
-  if (auto e = domain_list("our-message-id-domains", cfg.our_message_id_domains)) return e;
-  if (auto e = domain_list("batv-enforce-domains", cfg.batv_enforce_domains)) return e;
-  auto excl = r.list("batv-exclude-senders");
-  if (!excl) return excl.error();
-  for (const auto& v : *excl)
-    cfg.batv_exclude_senders.push_back(lowercase(strip_angle(v.value)));
-
-  auto integer = [&](std::string_view key, long long min, long long max,
-                     long long& out) -> std::optional<ConfigError> {
-    const RawValue* v = r.last(key);
-    if (!v) return std::nullopt;
-    std::string s = lowercase(v->value);
-    long long mult = 1;
-    if (!s.empty() && (s.back() == 'k' || s.back() == 'm')) {
-      mult = s.back() == 'k' ? 1024 : 1024 * 1024;
-      s.pop_back();
-    }
-    const bool digits = !s.empty() && s.size() < 10 &&
-                        std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!digits || std::stoll(s) * mult < min || std::stoll(s) * mult > max)
-      return ConfigError{v->where, fmt::format("{}: expected a number from {} to {}, got '{}'",
-                                               key, min, max, v->value)};
-    out = std::stoll(s) * mult;
-    return std::nullopt;
-  };
-  long long n = static_cast<long long>(cfg.max_body_scan);
-  if (auto e = integer("max-body-scan", 1024, 64LL * 1024 * 1024, n)) return e;
-  cfg.max_body_scan = static_cast<std::size_t>(n);
-  // Days, and below 1000: the prvs day stamp wraps every 1000 days.
-  n = cfg.batv_lifetime_days;
-  if (auto e = integer("batv-lifetime", 1, 90, n)) return e;
-  cfg.batv_lifetime_days = static_cast<int>(n);
-  n = cfg.tag_max_age_days;
-  if (auto e = integer("tag-lifetime", 1, 365, n)) return e;
-  cfg.tag_max_age_days = static_cast<int>(n);
-
-  auto flag = [&](std::string_view key, bool& out) -> std::optional<ConfigError> {
-    auto b = r.boolean(key, out);
-    if (!b) return b.error();
-    out = *b;
-    return std::nullopt;
-  };
-  if (auto e = flag("batv-sign", cfg.batv_sign)) return e;
-  if (auto e = flag("backscatter-check-mdn", cfg.backscatter_check_mdn)) return e;
-  if (auto e = flag("backscatter-reject-multi-recipient", cfg.backscatter_reject_multi_rcpt))
-    return e;
-  if (const RawValue* v = r.last("batv-form")) {
-    if (v->value == "prvs") {
-      cfg.batv_subaddress = false;
-    } else if (v->value == "subaddress") {
-      cfg.batv_subaddress = true;
-    } else {
-      return ConfigError{v->where,
-                         fmt::format("batv-form: expected prvs or subaddress, got '{}'", v->value)};
-    }
-  }
-  if (const RawValue* v = r.last("batv-key-file")) {
-    auto keys = batv::KeyRing::load(v->value);
-    if (!keys) return keys.error();
-    cfg.batv_keys = *keys;
-  }
-  {
-    // A table result is OK or DUNNO; the lookup order is access(5)'s for addresses.
-    auto specs = r.list("backscatter-allow");
-    if (!specs) return specs.error();
-    for (const auto& spec : *specs) {
-      auto t = tables::load_table(spec.value, &checks::validate_allow_result);
-      if (!t) {
-        const tables::LoadError& e = t.error();
-        if (e.line > 0) return ConfigError{fmt::format("{}:{}", e.file, e.line), e.message};
-        return ConfigError{spec.where, fmt::format("backscatter-allow: {}", e.to_string())};
-      }
-      cfg.backscatter_allow.push_back(std::move(t).value());
-    }
-  }
-  const bool backscatter = cfg.mode("backscatter") != CheckMode::Off;
-  {
-    // The shipped rules directory is optional; one the admin names must be complete.
-    const RawValue* v = r.last("message-rules");
-    std::string dir = v ? v->value : std::string("/etc/mxguard/rules");
-    if (v || backscatter) {
-      auto rules = message::load_rules(dir, v != nullptr);
-      if (!rules) {
-        const tables::LoadError& e = rules.error();
-        if (e.line > 0) return ConfigError{fmt::format("{}:{}", e.file, e.line), e.message};
-        return ConfigError{v ? v->where : "message-rules",
-                           fmt::format("message-rules: {}", e.to_string())};
-      }
-      cfg.message_rules = std::make_shared<const message::Rules>(std::move(rules).value());
-    }
-  }
-  if (backscatter && !cfg.batv_keys && cfg.our_relay_names.empty() &&
-      cfg.our_relay_networks.empty() && cfg.backscatter_allow.empty())
-    return ConfigError{"check.backscatter",
-                       "no way to recognise bounces of our own mail: set batv-key-file, "
-                       "our-relays or backscatter-allow (else every bounce would be refused)"};
-  if (cfg.mode("batv") != CheckMode::Off && !cfg.batv_keys)
-    return ConfigError{"check.batv", "needs batv-key-file"};
-  return std::nullopt;
-}
-
 // "2s", "500ms", "5m", "1h", "1d", or a bare number of seconds.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
   std::size_t i = 0;
@@ -587,6 +460,170 @@ std::optional<ConfigError> load_dns_options(const Reader& r, Config& cfg) {
   return std::nullopt;
 }
 
+// Backscatter and BATV options. The rule tables and key file are loaded here so that a bad
+// line stops start-up (exit 78) instead of the first bounce.
+std::optional<ConfigError> load_backscatter_options(const Reader& r, Config& cfg) {
+  auto relays = r.list("our-relays");
+  if (!relays) return relays.error();
+  for (const auto& v : *relays) {
+    if (auto c = net::Cidr::parse(v.value)) {
+      cfg.our_relay_networks.add(*c);
+    } else {
+      std::string n = normalise_domain(v.value);
+      if (n.empty() || n.find_first_of("@/[] ") != std::string::npos)
+        return ConfigError{v.where,
+                           fmt::format("our-relays: '{}' is not a host name or address", v.value)};
+      cfg.our_relay_names.push_back(n);
+    }
+  }
+  auto domain_list = [&](std::string_view key,
+                         std::vector<std::string>& out) -> std::optional<ConfigError> {
+    auto items = r.list(key);
+    if (!items) return items.error();
+    for (const auto& d : *items) {
+      std::string n = normalise_domain(d.value);
+      if (n.empty() || n.find_first_of("@/[]") != std::string::npos)
+        return ConfigError{d.where, fmt::format("{}: '{}' is not a domain", key, d.value)};
+      out.push_back(n);
+    }
+    return std::nullopt;
+  };
+  if (auto e = domain_list("our-message-id-domains", cfg.our_message_id_domains)) return e;
+  if (auto e = domain_list("batv-enforce-domains", cfg.batv_enforce_domains)) return e;
+  auto excl = r.list("batv-exclude-senders");
+  if (!excl) return excl.error();
+  for (const auto& v : *excl)
+    cfg.batv_exclude_senders.push_back(lowercase(strip_angle(v.value)));
+
+  auto integer = [&](std::string_view key, long long min, long long max,
+                     long long& out) -> std::optional<ConfigError> {
+    const RawValue* v = r.last(key);
+    if (!v) return std::nullopt;
+    std::string s = lowercase(v->value);
+    long long mult = 1;
+    if (!s.empty() && (s.back() == 'k' || s.back() == 'm')) {
+      mult = s.back() == 'k' ? 1024 : 1024 * 1024;
+      s.pop_back();
+    }
+    const bool digits = !s.empty() && s.size() < 10 && std::all_of(s.begin(), s.end(), [](char c) {
+      return c >= '0' && c <= '9';
+    });
+    if (!digits || std::stoll(s) * mult < min || std::stoll(s) * mult > max)
+      return ConfigError{v->where, fmt::format("{}: expected a number from {} to {}, got '{}'", key,
+                                               min, max, v->value)};
+    out = std::stoll(s) * mult;
+    return std::nullopt;
+  };
+  long long n = static_cast<long long>(cfg.max_body_scan);
+  if (auto e = integer("max-body-scan", 1024, 64LL * 1024 * 1024, n)) return e;
+  cfg.max_body_scan = static_cast<std::size_t>(n);
+  // Days, and below 1000: the prvs day stamp wraps every 1000 days.
+  n = cfg.batv_lifetime_days;
+  if (auto e = integer("batv-lifetime", 1, 90, n)) return e;
+  cfg.batv_lifetime_days = static_cast<int>(n);
+  n = cfg.tag_max_age_days;
+  if (auto e = integer("tag-lifetime", 1, 365, n)) return e;
+  cfg.tag_max_age_days = static_cast<int>(n);
+
+  auto flag = [&](std::string_view key, bool& out) -> std::optional<ConfigError> {
+    auto b = r.boolean(key, out);
+    if (!b) return b.error();
+    out = *b;
+    return std::nullopt;
+  };
+  if (auto e = flag("batv-sign", cfg.batv_sign)) return e;
+  if (auto e = flag("backscatter-check-mdn", cfg.backscatter_check_mdn)) return e;
+  if (auto e = flag("backscatter-reject-multi-recipient", cfg.backscatter_reject_multi_rcpt))
+    return e;
+  if (const RawValue* v = r.last("batv-form")) {
+    if (v->value == "prvs") {
+      cfg.batv_subaddress = false;
+    } else if (v->value == "subaddress") {
+      cfg.batv_subaddress = true;
+    } else {
+      return ConfigError{v->where,
+                         fmt::format("batv-form: expected prvs or subaddress, got '{}'", v->value)};
+    }
+  }
+  if (const RawValue* v = r.last("batv-key-file")) {
+    auto keys = batv::KeyRing::load(v->value);
+    if (!keys) return keys.error();
+    cfg.batv_keys = *keys;
+  }
+  {
+    // A table result is OK or DUNNO; the lookup order is access(5)'s for addresses.
+    auto specs = r.list("backscatter-allow");
+    if (!specs) return specs.error();
+    for (const auto& spec : *specs) {
+      auto t = tables::load_table(spec.value, &checks::validate_allow_result);
+      if (!t) {
+        const tables::LoadError& e = t.error();
+        if (e.line > 0) return ConfigError{fmt::format("{}:{}", e.file, e.line), e.message};
+        return ConfigError{spec.where, fmt::format("backscatter-allow: {}", e.to_string())};
+      }
+      cfg.backscatter_allow.push_back(std::move(t).value());
+    }
+  }
+  const bool backscatter = cfg.mode("backscatter") != CheckMode::Off;
+  {
+    // The shipped rules directory is optional; one the admin names must be complete.
+    const RawValue* v = r.last("message-rules");
+    std::string dir = v ? v->value : std::string("/etc/mxguard/rules");
+    if (v || backscatter) {
+      auto rules = message::load_rules(dir, v != nullptr);
+      if (!rules) {
+        const tables::LoadError& e = rules.error();
+        if (e.line > 0) return ConfigError{fmt::format("{}:{}", e.file, e.line), e.message};
+        return ConfigError{v ? v->where : "message-rules",
+                           fmt::format("message-rules: {}", e.to_string())};
+      }
+      cfg.message_rules = std::make_shared<const message::Rules>(std::move(rules).value());
+    }
+  }
+  if (backscatter && !cfg.batv_keys && cfg.our_relay_names.empty() &&
+      cfg.our_relay_networks.empty() && cfg.backscatter_allow.empty())
+    return ConfigError{"check.backscatter",
+                       "no way to recognise bounces of our own mail: set batv-key-file, "
+                       "our-relays or backscatter-allow (else every bounce would be refused)"};
+  if (cfg.mode("batv") != CheckMode::Off && !cfg.batv_keys)
+    return ConfigError{"check.batv", "needs batv-key-file"};
+  return std::nullopt;
+}
+
+// unhandled-domains, self, trap-address, trap-allow-senders, on-store-error.
+std::optional<ConfigError> read_website_options(const Reader& r, Config& cfg) {
+  auto domains = r.list("unhandled-domains");
+  if (!domains) return domains.error();
+  for (const auto& d : *domains) {
+    std::string n = normalise_domain(d.value);
+    if (n.empty() || n.find_first_of("@/[] ") != std::string::npos)
+      return ConfigError{d.where, fmt::format("unhandled-domains: '{}' is not a domain", d.value)};
+    cfg.unhandled_domains.push_back(n);
+  }
+  for (auto [key, out] :
+       {std::pair{"self", &cfg.self_addresses}, std::pair{"trap-address", &cfg.trap_addresses}}) {
+    auto items = r.list(key);
+    if (!items) return items.error();
+    for (const auto& i : *items) {
+      auto a = net::IpAddress::parse(i.value);
+      if (!a) return ConfigError{i.where, fmt::format("{}: '{}' is not an address", key, i.value)};
+      out->push_back(*a);
+    }
+  }
+  if (auto e = load_tables(r, "trap-allow-senders", cfg.trap_allow_senders)) return e;
+  if (const RawValue* v = r.last("on-store-error")) {
+    if (v->value == "tempfail") {
+      cfg.on_store_error = FailureAction::Tempfail;
+    } else if (v->value == "accept") {
+      cfg.on_store_error = FailureAction::Accept;
+    } else {
+      return ConfigError{
+          v->where, fmt::format("on-store-error: expected accept or tempfail, got '{}'", v->value)};
+    }
+  }
+  return std::nullopt;
+}
+
 Expected<std::shared_ptr<const Config>, ConfigError> build(const Reader& r) {
   auto cfg = std::make_shared<Config>();
 #define MXG_TRY(var, expr) \
@@ -616,6 +653,7 @@ Expected<std::shared_ptr<const Config>, ConfigError> build(const Reader& r) {
                                 v->value)});
     cfg->log_level = *lvl;
   }
+  if (auto e = read_website_options(r, *cfg)) return unexpected(*e);
   if (const RawValue* v = r.last("on-internal-error")) {
     if (v->value == "tempfail") {
       cfg->on_internal_error = FailureAction::Tempfail;
@@ -684,8 +722,8 @@ Expected<std::shared_ptr<const Config>, ConfigError> build(const Reader& r) {
     }
     cfg->checks.emplace(name, mode);
   }
-  if (auto e = load_dns_options(r, *cfg)) return unexpected(*e);
   if (auto e = load_backscatter_options(r, *cfg)) return unexpected(*e);
+  if (auto e = load_dns_options(r, *cfg)) return unexpected(*e);
 #undef MXG_TRY
   return std::shared_ptr<const Config>(std::move(cfg));
 }
@@ -707,7 +745,8 @@ CheckMode Config::mode(std::string_view check) const {
 std::vector<std::string> option_names() {
   std::vector<std::string> out;
   const po::options_description desc = describe_options();
-  for (const auto& o : desc.options()) out.push_back(o->long_name());
+  for (const auto& o : desc.options())
+    out.push_back(o->long_name());
   return out;
 }
 

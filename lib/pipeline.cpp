@@ -71,8 +71,15 @@ bool Pipeline::exempt(const Entry& e, Stage stage, const Session& session) const
 
 std::optional<Verdict> Pipeline::run(Stage stage, Session& session, CheckContext& ctx) const {
   if (stage == Stage::Rcpt) session.tx.rcpt_allowed = false;
+  const bool refused_by_mta = stage == Stage::Rcpt && session.tx.rcpt_rejected_by_mta;
   for (const auto& e : entries_) {
     if (e.mode == CheckMode::Off || !e.check->stages().has(stage)) continue;
+    if (refused_by_mta) {
+      // Only counting checks look at recipients the MTA refused; nothing is answered.
+      if (e.check->sees_mta_rejections() && !exempt(e, stage, session))
+        (void)e.check->evaluate(stage, session, ctx);
+      continue;
+    }
     if (exempt(e, stage, session)) continue;
     std::optional<Verdict> v = e.check->evaluate(stage, session, ctx);
     if (!v || !v->decisive()) continue;

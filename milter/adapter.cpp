@@ -14,6 +14,7 @@
 #include "mxguard/log.h"
 #include "mxguard/message/feed.h"
 #include "mxguard/session.h"
+#include "mxguard/state/bans.h"
 
 namespace mxguard::milter {
 
@@ -21,6 +22,7 @@ namespace {
 
 PolicyHolder g_policy;
 Stats g_stats;
+std::atomic<state::StateRuntime*> g_state{nullptr};
 
 // Bounds on what a session keeps of a message, so no client can grow our memory.
 constexpr std::size_t kMaxHeaderBytes = 256 * 1024;
@@ -170,6 +172,13 @@ sfsistat run_stage(SMFICTX* ctx, Stage stage, const char* where, Fill&& fill) {
     if (no_reply || stage == Stage::Header) return no_reply ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     CheckContext cc{*s->policy->config};
     cc.routes = s->policy->routes.get();
+    // Kept alive for the call, so a reload that rebuilds the store cannot pull it away.
+    std::shared_ptr<state::Bans> bans;
+    if (stage == Stage::Connect || stage == Stage::Rcpt) {
+      if (state::StateRuntime* rt = g_state.load()) bans = rt->bans();
+      cc.bans = bans.get();
+      cc.store = bans ? &bans->store() : nullptr;
+    }
     std::optional<Verdict> v = s->policy->pipeline.run(stage, *s, cc);
     if (!v) return SMFIS_CONTINUE;
     return reply(ctx, *v);
@@ -207,6 +216,11 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     steps |= SMFIP_NOUNKNOWN | SMFIP_NR_UNKN;
     if (!need.has(Stage::Connect)) steps |= SMFIP_NR_CONN;
     if (f1 & SMFIP_SKIP) steps |= SMFIP_SKIP;
+    // Postfix (>= 2.6) can show us the recipients it refused itself, so that website-only
+    // domains it answers "Relay access denied" for still count against their senders.
+    const Config& cfg = *policy->config;
+    if (cfg.mode("unhandled-domain") != CheckMode::Off && !cfg.unhandled_domains.empty())
+      steps |= SMFIP_RCPT_REJ;
     *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGFROM);
     *pf1 = steps & f1;  // only what the MTA offers
     c->steps = *pf1;
@@ -259,10 +273,21 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
 
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
   Session* s = session_of(ctx);
+  Connection* c = connection_of(ctx);
+  bool refused = false;
   sfsistat r = run_stage(ctx, Stage::Rcpt, "rcpt", [&](Session& ss) {
     ss.tx.rcpt = strip_angle(argv && argv[0] ? argv[0] : "");
+    ss.tx.rcpt_rejected_by_mta.reset();
+    // With SMFIP_RCPT_REJ Postfix marks a recipient it refused with {rcpt_mailer} "error",
+    // the enhanced status in {rcpt_host} and its reply text in {rcpt_addr}.
+    if ((c->steps & SMFIP_RCPT_REJ) && macro(ctx, "{rcpt_mailer}") == "error") {
+      refused = true;
+      ss.tx.rcpt_rejected_by_mta =
+          MtaRejection{macro(ctx, "{rcpt_host}"), macro(ctx, "{rcpt_addr}")};
+    }
     if (ss.tx.queue_id.empty()) ss.tx.queue_id = macro(ctx, "i");
   });
+  if (refused) return r;  // not a recipient of the message: the MTA refused it
   if (s && (r == SMFIS_CONTINUE || r == SMFIS_NOREPLY)) {
     try {
       s->tx.recipients.push_back(s->tx.rcpt);
@@ -372,6 +397,10 @@ sfsistat on_close(SMFICTX* ctx) {
 }
 
 }  // namespace
+
+void set_state(state::StateRuntime* runtime) {
+  g_state.store(runtime);
+}
 
 PolicyHolder& policy_holder() {
   return g_policy;

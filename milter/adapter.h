@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "mxguard/policy.h"
+#include "mxguard/state/runtime.h"
 
 namespace mxguard::milter {
 
@@ -25,6 +26,9 @@ struct Stats {
 // The process-wide policy and counters the callbacks read.
 PolicyHolder& policy_holder();
 Stats& stats();
+
+// The process-wide strikes and bans (owned by main; may stay unset: no bans then).
+void set_state(state::StateRuntime* runtime);
 
 // Registers the callbacks with libmilter (smfi_register). False on failure.
 bool register_callbacks();

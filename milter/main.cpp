@@ -22,6 +22,7 @@
 #include "mxguard/log.h"
 #include "mxguard/metrics.h"
 #include "mxguard/policy.h"
+#include "mxguard/state/runtime.h"
 #include "notify.h"
 
 using namespace mxguard;
@@ -44,7 +45,7 @@ void print_check_config(const Config& cfg, const Policy& policy) {
   tables("recipient-access", cfg.recipient_access);
 }
 
-void reload(const CommandLine& cl) {
+void reload(const CommandLine& cl, state::StateRuntime& state_runtime) {
   milter::notify_reloading();
   auto cfg = load_config(cl);
   if (!cfg) {
@@ -54,6 +55,7 @@ void reload(const CommandLine& cl) {
     return;
   }
   set_log_level((*cfg)->log_level);
+  state_runtime.reload((*cfg)->state);
   milter::policy_holder().set(build_policy(*cfg));
   log(LogLevel::Notice, "reloaded configuration");
   milter::notify_ready();
@@ -88,6 +90,9 @@ bool detach(std::string* error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread exists, so that every thread inherits the mask and only the main
+  // thread takes the signals (see daemon.h).
+  milter::block_signals();
   // "mxguard audit DOMAIN...": explain mail routes and exit (see dns/audit.h).
   if (argc > 1 && std::string_view(argv[1]) == "audit")
     return dns::run_audit(std::vector<std::string>(argv + 2, argv + argc));
@@ -177,7 +182,11 @@ int main(int argc, char** argv) {
     return EX_NOPERM;
   }
 
-  milter::block_signals();
+  // Strikes and bans live as long as the process; a reload adjusts them (state/runtime.h).
+  state::StateRuntime state_runtime(cfg->state);
+  state_runtime.start_maintenance();
+  milter::set_state(&state_runtime);
+
   // After block_signals(): the exporter's threads must not take SIGTERM or SIGUSR1.
   metrics().set_collector(milter::collect_stats);
   if (!exporter.start(cfg->metrics_file, &error)) {
@@ -192,7 +201,8 @@ int main(int argc, char** argv) {
     // libmilter gave up by itself (not through smfi_stop): wake the main thread.
     kill(getpid(), SIGTERM);
   });
-  milter::StopKind stop = milter::wait_for_signals([cl] { reload(cl); }, log_stats);
+  milter::StopKind stop =
+      milter::wait_for_signals([&cl, &state_runtime] { reload(cl, state_runtime); }, log_stats);
 
   milter::notify_stopping();
   // Let the MTA finish the transactions under way before libmilter drops its sessions. Idle
@@ -207,6 +217,8 @@ int main(int argc, char** argv) {
   smfi_stop();
   milter::poke_listener(*socket);
   libmilter.join();
+  milter::set_state(nullptr);
+  state_runtime.stop();  // the last snapshot of the state file
   exporter.stop();
   log(LogLevel::Notice, "mxguard stopped");
   if (!cfg->pidfile.empty()) unlink(cfg->pidfile.c_str());

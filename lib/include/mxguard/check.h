@@ -16,28 +16,28 @@
 namespace mxguard {
 
 struct Config;
-namespace dns {
-class RouteAnalyzer;
-struct MailRoute;
-}  // namespace dns
 namespace state {
 class Bans;
 class StateStore;
 }  // namespace state
+namespace dns {
+class RouteAnalyzer;
+struct MailRoute;
+}  // namespace dns
 
 // What a check may reach beyond the session. Grows with the resolver and state store.
 struct CheckContext {
   const Config& config;
+  // Strikes and bans (null: no state). Process-wide, owned by StateRuntime; the adapter holds a
+  // reference for the duration of the callback (see state/runtime.h).
+  state::Bans* bans = nullptr;
+  state::StateStore* store = nullptr;
   // DNS mail-route analysis (null: no DNS checks).
   const dns::RouteAnalyzer* routes = nullptr;
   // The route analysed during this stage run, shared by the DNS checks so that a recipient
   // costs one analysis (see checks/route_lookup.h).
   std::shared_ptr<const dns::MailRoute> route{};
   std::string route_domain{};
-  // Strikes and bans (null: no state). Process-wide, owned by StateRuntime; the adapter holds a
-  // reference for the duration of the callback (see state/runtime.h).
-  state::Bans* bans = nullptr;
-  state::StateStore* store = nullptr;
 };
 
 // The exemptions that the pipeline applies centrally, before a check is asked.
@@ -55,6 +55,9 @@ class Check {
   virtual std::string_view name() const = 0;
   virtual StageSet stages() const = 0;
   virtual unsigned exemptions() const { return kExemptAll; }
+  // Whether the check wants to see, at Stage::Rcpt, recipients the MTA already refused itself
+  // (Postfix SMFIP_RCPT_REJ). Its verdict on them is ignored: the MTA has answered already.
+  virtual bool sees_mta_rejections() const { return false; }
   virtual std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                           CheckContext& ctx) const = 0;
 };

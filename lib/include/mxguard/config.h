@@ -89,6 +89,13 @@ struct Config {
   // Strikes, bans and where they are kept (state, state-file, ban-*, allow-networks...).
   state::StateOptions state;
 
+  // Website-only domains and trap MX (unhandled-domain, ban, trap-mx).
+  std::vector<std::string> unhandled_domains;  // lower case, no trailing dot
+  std::vector<net::IpAddress> self_addresses;  // our listening addresses, when the MTA omits them
+  std::vector<net::IpAddress> trap_addresses;
+  std::vector<std::shared_ptr<const tables::Table>> trap_allow_senders;
+  FailureAction on_store_error = FailureAction::Accept;
+
   // check.NAME = on|off|report, for every known check.
   std::map<std::string, CheckMode, std::less<>> checks;
 

@@ -262,14 +262,15 @@ class Postfix:
             d.chmod(mode)
 
     def _wait_listening(self, timeout: float = 20) -> None:
-        """Wait until every smtpd listener answers with a 220 banner."""
+        """Wait until every smtpd listener answers with an SMTP banner (any code: a milter
+        may refuse the probe itself, as a trap listener does)."""
         import socket
 
         def banner(addr: str) -> bool:
             try:
                 with socket.create_connection((addr, self.port), timeout=2) as s:
                     s.settimeout(5)
-                    ok = s.recv(512).startswith(b"220")
+                    ok = s.recv(512)[:3].isdigit()
                     s.sendall(b"QUIT\r\n")
                     return ok
             except OSError:

@@ -1,0 +1,72 @@
+#include "mxguard/checks/trap_mx.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "mxguard/config.h"
+#include "mxguard/log.h"
+#include "mxguard/state/bans.h"
+#include "mxguard/tables/access_action.h"
+
+namespace mxguard::checks {
+
+namespace {
+
+bool at_trap(const Session& s, const Config& cfg) {
+  return s.daemon_addr && std::find(cfg.trap_addresses.begin(), cfg.trap_addresses.end(),
+                                    *s.daemon_addr) != cfg.trap_addresses.end();
+}
+
+// A sender or recipient the trap lets through: any OK (or PERMIT) result in the tables.
+bool listed(const Config& cfg, std::string_view address) {
+  for (const auto& t : cfg.trap_allow_senders) {
+    auto result = tables::lookup_address(*t, address.empty() ? "<>" : address);
+    if (!result) continue;
+    auto action = tables::parse_access_action(*result);
+    if (action && action->kind == tables::AccessAction::Kind::Ok) return true;
+  }
+  return false;
+}
+
+Verdict trap_reply(const Session& s, CheckContext& ctx) {
+  log(LogLevel::Notice, "{}: trap: {} connected to trap address {}", s.log_id(), s.client_label(),
+      s.daemon_addr->to_string());
+  if (s.client_addr && ctx.bans) {
+    auto r = ctx.bans->record_strike(*s.client_addr, "trap " + s.daemon_addr->to_string(),
+                                     std::chrono::system_clock::now());
+    if (!r)
+      log(LogLevel::Warning, "{}: strike for {} not counted: {}", s.log_id(), s.client_label(),
+          r.error().message);
+  }
+  return Verdict::tempfail(
+      SmtpReply::fixed(421, "4.7.0", "Service not available here, try another mail exchanger"),
+      "trap-mx", "trap");
+}
+
+}  // namespace
+
+std::optional<Verdict> TrapMxCheck::evaluate(Stage stage, const Session& session,
+                                             CheckContext& ctx) const {
+  const Config& cfg = ctx.config;
+  if (!at_trap(session, cfg)) return std::nullopt;
+  if (session.client_addr && ctx.bans && ctx.bans->allowed(*session.client_addr)) {
+    if (stage == Stage::Connect)
+      log(LogLevel::Info, "{}: trap: {} at trap address {} is allow-listed", session.log_id(),
+          session.client_label(), session.daemon_addr->to_string());
+    return std::nullopt;
+  }
+  const bool waits = !cfg.trap_allow_senders.empty();
+  switch (stage) {
+    case Stage::Connect:
+      if (waits) return std::nullopt;  // decided once the sender and recipients are known
+      return trap_reply(session, ctx);
+    case Stage::Rcpt:
+      if (listed(cfg, session.tx.sender) || listed(cfg, session.tx.rcpt)) return std::nullopt;
+      return trap_reply(session, ctx);
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace mxguard::checks
