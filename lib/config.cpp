@@ -32,7 +32,8 @@ struct RawValue {
 using RawMap = std::map<std::string, std::vector<RawValue>, std::less<>>;
 
 // Options that make sense only on the command line.
-constexpr std::string_view kCommandLineOnly[] = {"config", "check-config", "version", "help"};
+constexpr std::string_view kCommandLineOnly[] = {"config", "check-config", "version",       "help",
+                                                 "test",   "test-sender",  "test-recipient"};
 
 const std::vector<std::pair<std::string, CheckMode>>& check_defaults() {
   static const std::vector<std::pair<std::string, CheckMode>> checks = {
@@ -57,6 +58,9 @@ po::options_description describe_options() {
     ("version,V", flag(), "print the version and exit")
     ("config,c", str(), "read options from this file (key = value lines)")
     ("check-config,n", flag(), "check the configuration and tables, then exit")
+    ("test,t", po::value<std::vector<std::string>>()->multitoken(), "run the message checks on these message files offline, then exit")
+    ("test-sender", str(), "with -t: the envelope sender (default: the file's Return-Path)")
+    ("test-recipient", str(), "with -t: the recipient (default: the first To address)")
     ("socket,p", str(), "milter socket: unix:/path, local:/path, inet:port@host, inet6:port@host")
     ("user,u", str(), "run as user[:group] after binding the socket")
     ("pidfile,P", str(), "write the process id to this file")
@@ -764,6 +768,13 @@ Expected<std::shared_ptr<const Config>, ConfigError> load_config(const CommandLi
     invocation->help = merged.count("help") > 0;
     invocation->version = merged.count("version") > 0;
     invocation->check_config = merged.count("check-config") > 0;
+    if (auto it = merged.find("test"); it != merged.end())
+      for (const auto& v : it->second)
+        invocation->test_files.push_back(v.value);
+    if (auto it = merged.find("test-sender"); it != merged.end())
+      invocation->test_sender = it->second.back().value;
+    if (auto it = merged.find("test-recipient"); it != merged.end())
+      invocation->test_recipient = it->second.back().value;
     std::ostringstream os;
     os << desc;
     invocation->help_text = os.str();

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <thread>
 
 #include <fmt/format.h>
@@ -20,6 +21,7 @@
 #include "mxguard/config.h"
 #include "mxguard/dns/audit.h"
 #include "mxguard/log.h"
+#include "mxguard/message/offline.h"
 #include "mxguard/metrics.h"
 #include "mxguard/policy.h"
 #include "mxguard/state/runtime.h"
@@ -135,6 +137,21 @@ int main(int argc, char** argv) {
   if (inv.check_config) {
     print_check_config(*cfg, *policy);
     return EX_OK;
+  }
+  if (!inv.test_files.empty()) {
+    // Offline test mode, like opendkim -t: what would the message checks say of these files?
+    int status = EX_OK;
+    for (const auto& file : inv.test_files) {
+      auto r = message::run_offline(cfg, file, {inv.test_sender, inv.test_recipient, false},
+                                    std::time(nullptr));
+      if (r) {
+        fmt::print("{}\n", message::format_offline(*r));
+      } else {
+        fmt::print(stderr, "mxguard: {}: {}\n", file, r.error());
+        status = EX_NOINPUT;
+      }
+    }
+    return status;
   }
 
   set_log_level(cfg->log_level);

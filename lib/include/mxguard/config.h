@@ -114,6 +114,8 @@ struct Invocation {
   bool version = false;
   bool check_config = false;
   std::vector<std::string> test_files;  // -t
+  std::optional<std::string> test_sender;
+  std::optional<std::string> test_recipient;
   std::string help_text;
 };
 
