@@ -20,10 +20,13 @@
 #include "metrics_export.h"
 #include "mxguard/config.h"
 #include "mxguard/dns/audit.h"
+#include "mxguard/dns/fcrdns.h"
+#include "mxguard/dns/mail_route.h"
 #include "mxguard/log.h"
 #include "mxguard/message/offline.h"
 #include "mxguard/metrics.h"
 #include "mxguard/policy.h"
+#include "mxguard/state/bans.h"
 #include "mxguard/state/runtime.h"
 #include "notify.h"
 
@@ -47,6 +50,24 @@ void print_check_config(const Config& cfg, const Policy& policy) {
   tables("recipient-access", cfg.recipient_access);
 }
 
+// Real providers are never banned: a client whose forward-confirmed PTR name ends in one of
+// provider-suffixes is exempt (asked only when a strike would ban, see state/bans.h). Set again
+// after each reload, since a reload may build a new Bans engine.
+void install_provider_hook(state::StateRuntime& state_runtime) {
+  state_runtime.bans()->set_exempt_hook(
+      [](const net::IpAddress& client) -> std::optional<std::string> {
+        auto policy = milter::policy_holder().get();
+        if (!policy || !policy->routes) return std::nullopt;
+        const auto& suffixes = policy->config->state.bans.provider_suffixes;
+        if (suffixes.empty()) return std::nullopt;
+        auto names = dns::confirmed_names(policy->routes->resolver(), client);
+        log(LogLevel::Debug, "fcrdns {}: {} confirmed name(s)", client.to_string(), names.size());
+        for (const std::string& name : names)
+          if (state::matches_provider_suffix(name, suffixes)) return "fcrdns " + name;
+        return std::nullopt;
+      });
+}
+
 void reload(const CommandLine& cl, state::StateRuntime& state_runtime) {
   milter::notify_reloading();
   auto cfg = load_config(cl);
@@ -57,8 +78,9 @@ void reload(const CommandLine& cl, state::StateRuntime& state_runtime) {
     return;
   }
   set_log_level((*cfg)->log_level);
-  state_runtime.reload((*cfg)->state);
   milter::policy_holder().set(build_policy(*cfg));
+  state_runtime.reload((*cfg)->state);
+  install_provider_hook(state_runtime);
   log(LogLevel::Notice, "reloaded configuration");
   milter::notify_ready();
 }
@@ -202,6 +224,7 @@ int main(int argc, char** argv) {
   // Strikes and bans live as long as the process; a reload adjusts them (state/runtime.h).
   state::StateRuntime state_runtime(cfg->state);
   state_runtime.start_maintenance();
+  install_provider_hook(state_runtime);
   milter::set_state(&state_runtime);
 
   // After block_signals(): the exporter's threads must not take SIGTERM or SIGUSR1.

@@ -193,6 +193,11 @@ DnsResult parse_response(const ldns_pkt* pkt, const ldns_pkt* query, const std::
           ans.txt.push_back(std::move(text));
           break;
         }
+        case RrType::Ptr: {
+          if (!rd0) return malformed("empty PTR record");
+          ans.names.push_back(dname_text(rd0));
+          break;
+        }
         case RrType::Cname:
         case RrType::Soa:
           break;
@@ -213,7 +218,8 @@ DnsResult parse_response(const ldns_pkt* pkt, const ldns_pkt* query, const std::
     if (!moved) break;
   }
 
-  const bool have = !ans.addresses.empty() || !ans.mx.empty() || !ans.txt.empty();
+  const bool have =
+      !ans.addresses.empty() || !ans.mx.empty() || !ans.txt.empty() || !ans.names.empty();
   if (have) {
     ans.status = DnsStatus::Ok;
     ans.ttl = min_ttl;

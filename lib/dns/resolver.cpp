@@ -12,6 +12,8 @@ std::string_view to_string(RrType t) {
       return "CNAME";
     case RrType::Soa:
       return "SOA";
+    case RrType::Ptr:
+      return "PTR";
     case RrType::Mx:
       return "MX";
     case RrType::Txt:

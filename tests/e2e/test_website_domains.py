@@ -261,3 +261,19 @@ def test_fail2ban_filter_matches_exactly_the_ban_lines_of_a_real_run(postfix, mx
     matched_lines = [l for l in stock.stdout.splitlines() if l.lstrip().startswith("|")]
     assert any("[127.0.0.18]" in l for l in matched_lines), stock.stdout
     assert not any("[127.0.0.17]" in l for l in matched_lines), stock.stdout
+
+
+def test_forward_confirmed_provider_is_never_banned(postfix, mxguard, nsd, tmp_path, sink):
+    d = mxguard(config(nsd, tmp_path, "provider-suffixes = .provider.test\n"))
+    server = postfix_for(postfix, d)
+    # 127.0.0.20 is mail-out.provider.test, forward-confirmed: strikes, never a ban.
+    for _ in range(4):
+        r = send(server, recipients=["info@product.web.test"], source="127.0.0.20")
+        assert r.rcpts[0].code == 556
+    ok = send(server, recipients=["x@good.mail.test"], source="127.0.0.20", subject="provider ok")
+    assert ok.accepted, str(ok.last())
+    assert sink.wait_find(subject="provider ok")
+    assert "ban 127.0.0.20 " not in d.log_text()
+    # 127.0.0.21 only claims a provider name (its PTR does not round-trip): banned.
+    strike_three(server, "127.0.0.21", "info@product.web.test", 556)
+    d.wait_log(r"ban 127\.0\.0\.21 for 4s")

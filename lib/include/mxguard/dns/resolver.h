@@ -18,7 +18,15 @@
 
 namespace mxguard::dns {
 
-enum class RrType : std::uint16_t { A = 1, Cname = 5, Soa = 6, Mx = 15, Txt = 16, Aaaa = 28 };
+enum class RrType : std::uint16_t {
+  A = 1,
+  Cname = 5,
+  Soa = 6,
+  Ptr = 12,
+  Mx = 15,
+  Txt = 16,
+  Aaaa = 28
+};
 std::string_view to_string(RrType t);
 
 struct MxRecord {
@@ -41,7 +49,8 @@ struct DnsAnswer {
   std::string cname_target;
   std::vector<net::IpAddress> addresses;  // A or AAAA
   std::vector<MxRecord> mx;
-  std::vector<std::string> txt;  // each TXT record's strings joined
+  std::vector<std::string> txt;    // each TXT record's strings joined
+  std::vector<std::string> names;  // PTR targets, lower case, no trailing dot
   // Seconds the answer may be cached: the smallest TTL of the records used, or for a negative
   // answer min(SOA TTL, SOA MINIMUM) (RFC 2308 §5); 0 when the response gave no clue.
   std::uint32_t ttl = 0;
