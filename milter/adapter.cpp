@@ -10,6 +10,9 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <string_view>
+
+#include <fmt/format.h>
 
 #include "mxguard/log.h"
 #include "mxguard/message/feed.h"
@@ -93,6 +96,40 @@ unsigned long no_reply_flag(Stage stage) {
 std::string macro(SMFICTX* ctx, const char* name) {
   const char* v = smfi_getsymval(ctx, const_cast<char*>(name));
   return v ? std::string(v) : std::string();
+}
+
+// Which MTA speaks to us, from macro v ("Postfix 3.7.11" or Sendmail's "8.17.1"): a warning
+// about a missing macro should name the one setting the admin has to change.
+enum class MtaKind { Unknown, Postfix, Sendmail };
+
+MtaKind mta_kind(SMFICTX* ctx) {
+  std::string v = macro(ctx, "v");
+  if (v.empty()) return MtaKind::Unknown;
+  return v.starts_with("Postfix") ? MtaKind::Postfix : MtaKind::Sendmail;
+}
+
+// A macro mxguard relies on that the MTA is not configured to send. Warned about once per
+// process: the MTA's configuration does not change per connection, and a line per message
+// would drown the log.
+struct MissingMacro {
+  const char* name;
+  const char* postfix_setting;
+  const char* sendmail_setting;
+  std::atomic<bool> warned{false};
+};
+
+MissingMacro g_no_daemon_addr{"{daemon_addr}", "add {daemon_addr} to milter_connect_macros",
+                              "add {if_addr} to confMILTER_MACROS_CONNECT"};
+MissingMacro g_no_queue_id{"i", "add i to milter_rcpt_macros or milter_data_macros",
+                           "add i to confMILTER_MACROS_ENVFROM or confMILTER_MACROS_ENVRCPT"};
+
+void warn_missing_macro(MissingMacro& m, MtaKind kind, std::string_view why) {
+  if (m.warned.exchange(true)) return;
+  std::string fix;
+  if (kind != MtaKind::Sendmail) fix += fmt::format("Postfix: {}", m.postfix_setting);
+  if (kind == MtaKind::Unknown) fix += "; ";
+  if (kind != MtaKind::Postfix) fix += fmt::format("Sendmail: {}", m.sendmail_setting);
+  log(LogLevel::Warning, "the MTA does not send macro {} ({}): {}", m.name, why, fix);
 }
 
 std::optional<net::IpAddress> address_of(const sockaddr* sa) {
@@ -246,6 +283,11 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
     s.daemon_addr = net::IpAddress::parse(daemon);
     s.mta_hostname = macro(ctx, "j");
     const Config& cfg = *s.policy->config;
+    // Only a TCP client has a listener address; trap-mx and unhandled-domain need it.
+    if (daemon.empty() && s.client_addr &&
+        (!cfg.trap_addresses.empty() || !cfg.unhandled_domains.empty()))
+      warn_missing_macro(g_no_daemon_addr, mta_kind(ctx),
+                         "trap-address and unhandled-domains need the listener address");
     s.trusted_network = s.client_addr && cfg.trusted_networks.contains(*s.client_addr);
   });
 }
@@ -365,7 +407,12 @@ void apply_changes(SMFICTX* ctx, const Session& s) {
 }
 
 sfsistat on_eom(SMFICTX* ctx) {
-  sfsistat r = run_stage(ctx, Stage::Eom, "eom", [](Session& s) { message::feed_eom(s); });
+  sfsistat r = run_stage(ctx, Stage::Eom, "eom", [&](Session& s) {
+    if (s.tx.queue_id.empty()) s.tx.queue_id = macro(ctx, "i");
+    if (s.tx.queue_id.empty())
+      warn_missing_macro(g_no_queue_id, mta_kind(ctx), "log lines cannot name the queue id");
+    message::feed_eom(s);
+  });
   Session* s = session_of(ctx);
   if (s && r == SMFIS_CONTINUE) {
     try {
