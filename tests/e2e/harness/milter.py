@@ -104,7 +104,16 @@ class Mxguard:
             raise MxguardError(f"mxguard exited with status {self.proc.returncode} during "
                                f"start-up:\n{self.log_text()}")
         if self.socket.kind == "unix":
-            return Path(self.socket.path).exists()
+            # The file appears at bind(); only a connect shows that listen() has happened too.
+            if not Path(self.socket.path).exists():
+                return False
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(0.2)
+                try:
+                    s.connect(self.socket.path)
+                    return True
+                except OSError:
+                    return False
         return can_connect(self.socket.host, self.socket.port, timeout=0.2)
 
     def write_config(self, text: str) -> None:
