@@ -68,6 +68,7 @@ po::options_description describe_options() {
     ("log-level", str(), "error, warning, notice, info or debug")
     ("syslog", str(), "log to syslog, mail facility (yes/no)")
     ("report-only", flag(), "log what would be rejected, reject nothing")
+    ("report-header", flag(), "add X-Mxguard: would-reject=CHECK to mail a report-only check would reject")
     ("metrics-file", str(), "write Prometheus metrics to this file every 5 s")
     ("metrics-listen", str(), "serve Prometheus metrics on ADDR:PORT, path /metrics")
     ("local-domains", list(), "domains we receive mail for")
@@ -645,6 +646,8 @@ Expected<std::shared_ptr<const Config>, ConfigError> build(const Reader& r) {
   cfg->syslog = *sl;
   MXG_TRY(ro, r.boolean("report-only", false));
   cfg->report_only = *ro;
+  MXG_TRY(rh, r.boolean("report-header", false));
+  cfg->report_header = *rh;
   cfg->metrics_file = r.string("metrics-file", "");
   cfg->metrics_listen = r.string("metrics-listen", "");
 

@@ -105,6 +105,9 @@ std::optional<Verdict> Pipeline::run(Stage stage, Session& session, CheckContext
     }
     if (report_only_ || e.mode == CheckMode::Report) {
       v->report_only = true;
+      // Remembered for report-header: the first would-reject names the check.
+      std::string& first = stage < Stage::Mail ? session.would_reject : session.tx.would_reject;
+      if (first.empty()) first = v->check;
       metrics().count_verdict(v->check, "would-reject");
       log(LogLevel::Notice, "{}", format_decision(session, stage, *v));
       continue;

@@ -382,6 +382,15 @@ sfsistat on_body(SMFICTX* ctx, unsigned char* data, size_t len) {
 // Applies the changes the core planned for an accepted message (BATV signing, tag removal).
 // A change the MTA refuses is logged, never fatal: the message is still good to deliver.
 void apply_changes(SMFICTX* ctx, const Session& s) {
+  // Report-only: mark what would have been rejected, so users can sort that mail while
+  // they gain confidence in mxguard.
+  const std::string& would_reject = s.tx.would_reject.empty() ? s.would_reject : s.tx.would_reject;
+  if (s.policy->config->report_header && !would_reject.empty()) {
+    std::string name = "X-Mxguard", value = "would-reject=" + would_reject;
+    if (smfi_addheader(ctx, name.data(), value.data()) != MI_SUCCESS)
+      log(LogLevel::Warning, "{}: add header {} failed (did the MTA grant the milter this action?)",
+          s.log_id(), name);
+  }
   message::MessageChanges changes = message::plan_changes(s, std::time(nullptr));
   if (changes.empty()) return;
   auto warn_if = [&](int rc, const char* what, const std::string& arg) {

@@ -49,6 +49,7 @@ struct Config {
   bool log_stderr = false;
   bool syslog = true;
   bool report_only = false;
+  bool report_header = false;  // mark report-only rejects with X-Mxguard: would-reject=CHECK
   std::string metrics_file;    // Prometheus text, rewritten every few seconds; empty: none
   std::string metrics_listen;  // "addr:port" of the /metrics listener; empty: none
 

@@ -81,6 +81,9 @@ struct Transaction {
   bool headers_truncated = false;
   bool allowed = false;       // an access table said OK for the sender: skip the rest
   bool rcpt_allowed = false;  // likewise for the recipient being judged
+  // The check of the first report-only reject in this transaction (report-header marks the
+  // delivered message with it); empty: nothing would have been rejected.
+  std::string would_reject;
 
   // Content for the message checks (backscatter), fed through message/feed.h; made at the
   // first header when a check needs it. Bounded by max-body-scan.
@@ -98,7 +101,8 @@ struct Session {
   std::string helo;
   std::string auth_authen;  // SASL login name; non-empty means authenticated
   bool trusted_network = false;
-  bool allowed = false;  // an access table said OK for the client or helo
+  bool allowed = false;      // an access table said OK for the client or helo
+  std::string would_reject;  // likewise for a report-only reject at connect or HELO
 
   std::shared_ptr<const Policy> policy;  // taken at connect; a reload does not change it
   Transaction tx;
