@@ -1,11 +1,15 @@
 // regexp: and pcre: tables per regexp_table(5) and pcre_table(5), both compiled with PCRE2.
-// Patterns are compiled (and JIT-compiled where the platform allows) once at load; each lookup
-// makes its own match data, so one table serves every thread without locks.
+// Patterns are compiled (and JIT-compiled where the platform allows) once at load. Lookups share
+// nothing mutable: each thread reuses its own match data, so one table serves every thread
+// without locks and without an allocation per rule per lookup.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
+#include <cctype>
 #include <memory>
 #include <vector>
 
@@ -38,6 +42,11 @@ struct Piece {
 
 struct PatternRule {
   CodePtr code;
+  bool jit = false;  // JIT-compiled: matched through pcre2_jit_match
+  // Anchored patterns with a known first byte: which first bytes can match at all (both cases
+  // when unsure). A key whose first byte is not in it cannot match, so PCRE2 is not called.
+  bool first_filter = false;
+  std::array<bool, 256> first_bytes{};
   bool negate = false;
   bool is_if = false;
   std::size_t skip_to = 0;  // if: the first rule after the matching endif
@@ -50,6 +59,11 @@ class PatternTable final : public Table {
       : spec_(std::move(spec)),
         rules_(std::move(rules)),
         context_(pcre2_match_context_create(nullptr)) {
+    for (const PatternRule& rule : rules_) {
+      std::uint32_t captures = 0;
+      pcre2_pattern_info(rule.code.get(), PCRE2_INFO_CAPTURECOUNT, &captures);
+      max_pairs_ = std::max(max_pairs_, captures + 1);
+    }
     if (context_) {
       pcre2_set_match_limit(context_.get(), kMatchLimit);
       pcre2_set_depth_limit(context_.get(), kDepthLimit);
@@ -59,20 +73,26 @@ class PatternTable final : public Table {
   const std::string& spec() const override { return spec_; }
 
   std::optional<std::string> find(std::string_view key) const override {
+    pcre2_match_data* data = thread_match_data(max_pairs_);
+    if (data == nullptr) return std::nullopt;
     auto subject = reinterpret_cast<PCRE2_SPTR>(key.data());
     std::size_t i = 0;
     while (i < rules_.size()) {
       const PatternRule& rule = rules_[i];
-      MatchDataPtr data(pcre2_match_data_create_from_pattern(rule.code.get(), nullptr));
-      if (!data) return std::nullopt;
       // A negative return is "no match" or a limit/UTF error: neither is a match.
-      int rc = pcre2_match(rule.code.get(), subject, key.size(), 0, 0, data.get(), context_.get());
+      int rc = PCRE2_ERROR_NOMATCH;
+      if (!rule.first_filter ||
+          (!key.empty() && rule.first_bytes[static_cast<unsigned char>(key.front())])) {
+        rc = rule.jit
+                 ? pcre2_jit_match(rule.code.get(), subject, key.size(), 0, 0, data, context_.get())
+                 : pcre2_match(rule.code.get(), subject, key.size(), 0, 0, data, context_.get());
+      }
       bool hit = (rc >= 0) != rule.negate;
       if (rule.is_if) {
         i = hit ? i + 1 : rule.skip_to;
         continue;
       }
-      if (hit) return expand(rule, key, rc >= 0 ? data.get() : nullptr);
+      if (hit) return expand(rule, key, rc >= 0 ? data : nullptr);
       ++i;
     }
     return std::nullopt;
@@ -83,6 +103,18 @@ class PatternTable final : public Table {
   }
 
  private:
+  // This thread's match data, grown to hold `pairs` ovector pairs. find() uses it only between
+  // its own pcre2 calls and expand(), and never re-enters a table, so one per thread suffices.
+  static pcre2_match_data* thread_match_data(std::uint32_t pairs) {
+    thread_local MatchDataPtr data;
+    thread_local std::uint32_t capacity = 0;
+    if (!data || capacity < pairs) {
+      data.reset(pcre2_match_data_create(pairs, nullptr));
+      capacity = data ? pairs : 0;
+    }
+    return data.get();
+  }
+
   static std::string expand(const PatternRule& rule, std::string_view key, pcre2_match_data* data) {
     std::string out;
     for (const Piece& piece : rule.result) {
@@ -103,6 +135,7 @@ class PatternTable final : public Table {
 
   std::string spec_;
   std::vector<PatternRule> rules_;
+  std::uint32_t max_pairs_ = 1;
   std::unique_ptr<pcre2_match_context, MatchContextFree> context_;
 };
 
@@ -206,6 +239,37 @@ Expected<CodePtr, std::string> compile(const std::string& pattern, std::uint32_t
   return code;
 }
 
+// Fills the rule's JIT flag and first-byte filter from what PCRE2 learnt at compile time. The
+// filter is only set when PCRE2 itself would reject any other first byte: the pattern is
+// anchored at the start of the subject and names its first code unit (or a bitmap of them).
+void describe_start(PatternRule& rule) {
+  const pcre2_code* code = rule.code.get();
+  std::size_t jit_size = 0;
+  rule.jit = pcre2_pattern_info(code, PCRE2_INFO_JITSIZE, &jit_size) == 0 && jit_size > 0;
+  std::uint32_t options = 0;
+  pcre2_pattern_info(code, PCRE2_INFO_ALLOPTIONS, &options);
+  if ((options & PCRE2_ANCHORED) == 0) return;
+  std::uint32_t type = 0;
+  pcre2_pattern_info(code, PCRE2_INFO_FIRSTCODETYPE, &type);
+  if (type == 1) {
+    std::uint32_t unit = 0;
+    pcre2_pattern_info(code, PCRE2_INFO_FIRSTCODEUNIT, &unit);
+    if (unit > 255) return;
+    // PCRE2 does not say whether the first unit is caseless: allow both cases.
+    rule.first_bytes[unit] = true;
+    rule.first_bytes[static_cast<unsigned char>(std::tolower(static_cast<int>(unit)))] = true;
+    rule.first_bytes[static_cast<unsigned char>(std::toupper(static_cast<int>(unit)))] = true;
+    rule.first_filter = true;
+    return;
+  }
+  const std::uint8_t* bitmap = nullptr;
+  if (type == 0 && pcre2_pattern_info(code, PCRE2_INFO_FIRSTBITMAP, &bitmap) == 0 && bitmap) {
+    for (unsigned b = 0; b < 256; ++b)
+      rule.first_bytes[b] = (bitmap[b / 8] & (1u << (b % 8))) != 0;
+    rule.first_filter = true;
+  }
+}
+
 // Splits a result into literals and $n / ${n} / $(n) references; "$$" is a literal '$'.
 Expected<std::vector<Piece>, std::string> parse_result(std::string_view result,
                                                        std::uint32_t captures, bool negate) {
@@ -289,6 +353,7 @@ TableResult load_pattern_table(std::string spec, const std::string& path, Patter
     auto code = compile(parsed->pattern, parsed->options);
     if (!code) return fail(code.error());
     rule.code = std::move(*code);
+    describe_start(rule);
     if (rule.is_if) {
       if (!parsed->rest.empty())
         return fail(fmt::format("text after if pattern: '{}'", parsed->rest));
