@@ -41,13 +41,17 @@ def test_twenty_reloads_during_300_concurrent_transactions(mta, mxguard, tables,
     sender = threading.Thread(target=load)
     sender.start()
     d.mark_log()
+    under_load = 0
     for i in range(RELOADS):
         # Each reload really changes a table, so every swap builds a new policy.
         with open(tables / "rcpt.regexp", "a") as f:
             f.write(f"/^reload-{i}@/  550 5.7.1 Reload {i}\n")
+        under_load += sender.is_alive()
         d.reload(settle=0.05)
-        time.sleep(0.1)
+        time.sleep(0.05)
     sender.join(300)
+    # The reloads must overlap the load, or this test proves nothing.
+    assert under_load == RELOADS, f"only {under_load} reloads during the load"
     assert not sender.is_alive(), "the load did not finish"
 
     assert len(results) == MESSAGES
