@@ -93,6 +93,24 @@ TEST_CASE("global report-only turns every reject into a log line", "[pipeline]")
   CHECK(calls == 1);
 }
 
+TEST_CASE("the first would-reject is remembered for report-header", "[pipeline]") {
+  Fixture f;
+  int calls = 0;
+  f.policy->pipeline.add(
+      std::make_unique<RejectAll>("at-connect", Stage::Connect, kExemptAll, &calls),
+      CheckMode::Report);
+  f.policy->pipeline.add(std::make_unique<RejectAll>("one", Stage::Rcpt, kExemptAll, &calls),
+                         CheckMode::Report);
+  f.policy->pipeline.add(std::make_unique<RejectAll>("two", Stage::Rcpt, kExemptAll, &calls),
+                         CheckMode::Report);
+  CHECK_FALSE(f.run(Stage::Connect));
+  CHECK_FALSE(f.run(Stage::Rcpt));
+  CHECK(f.session.would_reject == "at-connect");  // lasts for the connection
+  CHECK(f.session.tx.would_reject == "one");      // the first of the transaction
+  f.session.new_transaction();
+  CHECK(f.session.tx.would_reject.empty());
+}
+
 TEST_CASE("an off check is never asked and its stages are not negotiated", "[pipeline]") {
   Fixture f;
   int calls = 0;
