@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 
 #include "mxguard/session.h"
@@ -102,6 +103,25 @@ bool never_a_marker(std::string_view name) {
   return false;
 }
 
+// Appends unfold(value) cut to `limit` bytes, without building the unfolded copy: unfold()
+// trims white space (CR and LF included) and then drops every CR and LF.
+void append_unfolded(std::string& out, std::string_view value, std::size_t limit) {
+  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!value.empty() && ws(value.front()))
+    value.remove_prefix(1);
+  while (!value.empty() && ws(value.back()))
+    value.remove_suffix(1);
+  std::size_t room = limit;
+  while (!value.empty() && room > 0) {
+    std::size_t cut = value.find_first_of("\r\n");
+    std::string_view run = value.substr(0, std::min(cut, room));
+    out.append(run);
+    room -= run.size();
+    if (cut == std::string_view::npos) break;
+    value.remove_prefix(cut + 1);
+  }
+}
+
 struct Evidence {
   bool report_dsn = false;
   bool report_mdn = false;
@@ -128,6 +148,7 @@ Evidence header_evidence(const MessageReader& msg, const Envelope& env, const Ru
       ev.report_other = true;
     }
   }
+  std::string key;  // "Name: value" for the header table, reused across fields
   for (const auto& h : msg.headers()) {
     if (iequals(h.name, "X-Failed-Recipients")) ev.failed_recipients = true;
     if (iequals(h.name, "Auto-Submitted")) {
@@ -136,9 +157,9 @@ Evidence header_evidence(const MessageReader& msg, const Envelope& env, const Ru
       if (!v.empty() && v != "no") ev.auto_submitted = true;
     }
     if (rules.headers && !ev.header_table && !never_a_marker(h.name)) {
-      std::string value = unfold(h.value);
-      if (value.size() > kMaxHeaderKey) value.resize(kMaxHeaderKey);
-      std::string key = h.name + ": " + value;
+      key.assign(h.name);
+      key.append(": ");
+      append_unfolded(key, h.value, kMaxHeaderKey);
       if (auto c = table_class(rules.headers, key); c && *c != MessageClass::Ordinary) {
         ev.header_table = c;
         ev.header_reason = h.name;

@@ -130,12 +130,21 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
+// Trimming first gives the same text as dropping CR/LF first (trim drops them too), and lets
+// the common unfolded value be copied once.
 std::string unfold(std::string_view value) {
+  value = trim(value);
+  std::size_t cut = value.find_first_of("\r\n");
+  if (cut == std::string_view::npos) return std::string(value);
   std::string out;
   out.reserve(value.size());
-  for (char c : value)
-    if (c != '\r' && c != '\n') out.push_back(c);
-  return std::string(trim(out));
+  while (cut != std::string_view::npos) {
+    out.append(value.substr(0, cut));
+    value.remove_prefix(cut + 1);
+    cut = value.find_first_of("\r\n");
+  }
+  out.append(value);
+  return out;
 }
 
 std::string_view ContentType::param(std::string_view name) const {
