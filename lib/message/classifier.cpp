@@ -103,6 +103,13 @@ bool never_a_marker(std::string_view name) {
   return false;
 }
 
+// The first CR or LF (find_first_of with a set calls memchr once per character).
+std::size_t find_crlf(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (s[i] == '\r' || s[i] == '\n') return i;
+  return std::string_view::npos;
+}
+
 // Appends unfold(value) cut to `limit` bytes, without building the unfolded copy: unfold()
 // trims white space (CR and LF included) and then drops every CR and LF.
 void append_unfolded(std::string& out, std::string_view value, std::size_t limit) {
@@ -113,7 +120,7 @@ void append_unfolded(std::string& out, std::string_view value, std::size_t limit
     value.remove_suffix(1);
   std::size_t room = limit;
   while (!value.empty() && room > 0) {
-    std::size_t cut = value.find_first_of("\r\n");
+    std::size_t cut = find_crlf(value);
     std::string_view run = value.substr(0, std::min(cut, room));
     out.append(run);
     room -= run.size();

@@ -23,6 +23,13 @@ std::string to_lower(std::string_view s) {
     c = lower(c);
   return out;
 }
+// The first CR or LF (find_first_of with a set calls memchr once per character).
+std::size_t find_crlf(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (s[i] == '\r' || s[i] == '\n') return i;
+  return std::string_view::npos;
+}
+
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_ws(s.front()))
     s.remove_prefix(1);
@@ -134,14 +141,14 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
 // the common unfolded value be copied once.
 std::string unfold(std::string_view value) {
   value = trim(value);
-  std::size_t cut = value.find_first_of("\r\n");
+  std::size_t cut = find_crlf(value);
   if (cut == std::string_view::npos) return std::string(value);
   std::string out;
   out.reserve(value.size());
   while (cut != std::string_view::npos) {
     out.append(value.substr(0, cut));
     value.remove_prefix(cut + 1);
-    cut = value.find_first_of("\r\n");
+    cut = find_crlf(value);
   }
   out.append(value);
   return out;
