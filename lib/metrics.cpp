@@ -46,6 +46,13 @@ std::uint64_t Metrics::verdicts(std::string_view check, std::string_view action)
   return it == verdicts_.end() ? 0 : it->second->load(std::memory_order_relaxed);
 }
 
+void Metrics::observe_dns_query(double seconds) {
+  for (std::size_t i = 0; i < kDnsBucketCount; ++i)
+    if (seconds <= kDnsBuckets[i]) dns_buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  dns_count_.fetch_add(1, std::memory_order_relaxed);
+  dns_sum_us_.fetch_add(static_cast<std::uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+}
+
 void Metrics::set_collector(std::function<void(std::string&)> collector) {
   std::unique_lock lock(mutex_);
   collector_ = std::move(collector);
@@ -64,6 +71,22 @@ std::string Metrics::render() const {
                          label(key.first), label(key.second), value->load());
     collector = collector_;
   }
+  out += fmt::format(
+      "# HELP mxguard_state_store_errors_total State-store calls that failed.\n"
+      "# TYPE mxguard_state_store_errors_total counter\n"
+      "mxguard_state_store_errors_total {}\n",
+      store_errors());
+  out +=
+      "# HELP mxguard_dns_query_seconds Time of DNS queries sent to the servers (cache "
+      "misses).\n# TYPE mxguard_dns_query_seconds histogram\n";
+  for (std::size_t i = 0; i < kDnsBucketCount; ++i)
+    out += fmt::format("mxguard_dns_query_seconds_bucket{{le=\"{}\"}} {}\n", kDnsBuckets[i],
+                       dns_buckets_[i].load(std::memory_order_relaxed));
+  const auto count = dns_count_.load(std::memory_order_relaxed);
+  out += fmt::format("mxguard_dns_query_seconds_bucket{{le=\"+Inf\"}} {}\n", count);
+  out += fmt::format("mxguard_dns_query_seconds_sum {:.6f}\n",
+                     static_cast<double>(dns_sum_us_.load(std::memory_order_relaxed)) / 1e6);
+  out += fmt::format("mxguard_dns_query_seconds_count {}\n", count);
   if (collector) collector(out);
   return out;
 }

@@ -458,6 +458,11 @@ void set_state(state::StateRuntime* runtime) {
   g_state.store(runtime);
 }
 
+std::shared_ptr<state::Bans> current_bans() {
+  state::StateRuntime* rt = g_state.load();
+  return rt ? rt->bans() : nullptr;
+}
+
 PolicyHolder& policy_holder() {
   return g_policy;
 }

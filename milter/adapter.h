@@ -29,6 +29,7 @@ Stats& stats();
 
 // The process-wide strikes and bans (owned by main; may stay unset: no bans then).
 void set_state(state::StateRuntime* runtime);
+std::shared_ptr<state::Bans> current_bans();
 
 // Registers the callbacks with libmilter (smfi_register). False on failure.
 bool register_callbacks();

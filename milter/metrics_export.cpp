@@ -17,8 +17,11 @@
 #include <fmt/format.h>
 
 #include "adapter.h"
+#include "mxguard/dns/caching_resolver.h"
+#include "mxguard/dns/mail_route.h"
 #include "mxguard/log.h"
 #include "mxguard/metrics.h"
+#include "mxguard/state/bans.h"
 
 namespace mxguard::milter {
 
@@ -88,6 +91,25 @@ void collect_stats(std::string& out) {
          s.tempfails.load());
   metric("mxguard_internal_errors_total", "counter", "Failures inside mxguard itself.",
          s.internal_errors.load());
+  if (auto bans = current_bans())
+    metric("mxguard_bans_active", "gauge", "Bans in force that this process issued or enforced.",
+           bans->active_known());
+  // The cache belongs to the policy: these count from the last reload on.
+  auto policy = policy_holder().get();
+  auto* cache = policy && policy->routes
+                    ? dynamic_cast<dns::CachingResolver*>(&policy->routes->resolver())
+                    : nullptr;
+  if (cache) {
+    const dns::CacheStats c = cache->stats();
+    metric("mxguard_dns_cache_hits_total", "counter",
+           "DNS answers given from the cache (since the last reload).", c.hits);
+    metric("mxguard_dns_cache_misses_total", "counter",
+           "DNS questions sent to the servers (since the last reload).", c.misses);
+    metric("mxguard_dns_errors_total", "counter",
+           "DNS questions that failed: SERVFAIL, timeout, garbage (since the last reload).",
+           c.errors);
+    metric("mxguard_dns_cache_entries", "gauge", "DNS answers held in the cache.", c.entries);
+  }
 }
 
 struct MetricsExporter::Impl {

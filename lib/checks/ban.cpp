@@ -4,6 +4,7 @@
 
 #include "mxguard/config.h"
 #include "mxguard/log.h"
+#include "mxguard/metrics.h"
 #include "mxguard/state/bans.h"
 
 namespace mxguard::checks {
@@ -12,6 +13,7 @@ std::optional<Verdict> BanCheck::evaluate(Stage, const Session& session, CheckCo
   if (!session.client_addr || !ctx.bans) return std::nullopt;
   auto ban = ctx.bans->is_banned(*session.client_addr, std::chrono::system_clock::now());
   if (!ban) {
+    metrics().count_store_error();
     log(LogLevel::Warning, "{}: ban lookup for {} failed: {}", session.log_id(),
         session.client_label(), ban.error().message);
     if (ctx.config.on_store_error == FailureAction::Accept) return std::nullopt;

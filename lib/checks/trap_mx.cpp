@@ -6,6 +6,7 @@
 
 #include "mxguard/config.h"
 #include "mxguard/log.h"
+#include "mxguard/metrics.h"
 #include "mxguard/state/bans.h"
 #include "mxguard/tables/access_action.h"
 
@@ -35,6 +36,7 @@ Verdict trap_reply(const Session& s, CheckContext& ctx) {
   if (s.client_addr && ctx.bans) {
     auto r = ctx.bans->record_strike(*s.client_addr, "trap " + s.daemon_addr->to_string(),
                                      std::chrono::system_clock::now());
+    if (!r) metrics().count_store_error();
     if (!r)
       log(LogLevel::Warning, "{}: strike for {} not counted: {}", s.log_id(), s.client_label(),
           r.error().message);

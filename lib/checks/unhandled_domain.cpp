@@ -7,6 +7,7 @@
 #include "mxguard/checks/route_lookup.h"
 #include "mxguard/config.h"
 #include "mxguard/log.h"
+#include "mxguard/metrics.h"
 #include "mxguard/state/bans.h"
 
 namespace mxguard::checks {
@@ -68,6 +69,7 @@ std::optional<Verdict> UnhandledDomainCheck::evaluate(Stage, const Session& sess
       !dns_could_have_sent_it_here(*route, session, ctx.config)) {
     auto r = ctx.bans->record_strike(*session.client_addr, "unhandled domain " + domain,
                                      std::chrono::system_clock::now());
+    if (!r) metrics().count_store_error();
     if (!r)
       log(LogLevel::Warning, "{}: strike for {} not counted: {}", session.log_id(),
           session.client_label(), r.error().message);

@@ -1,5 +1,7 @@
 #include "mxguard/dns/caching_resolver.h"
 
+#include "mxguard/metrics.h"
+
 #include <future>
 #include <list>
 #include <mutex>
@@ -114,11 +116,14 @@ DnsResult CachingResolver::lookup(std::string_view name, RrType type) {
   }
   misses_++;
   std::optional<DnsResult> result;
+  const auto started = std::chrono::steady_clock::now();
   try {
     result.emplace(inner_->lookup(name, type));
   } catch (const std::exception& e) {
     result.emplace(unexpected(DnsError{DnsError::Kind::Network, e.what()}));
   }
+  metrics().observe_dns_query(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   {
     std::lock_guard lock(s.mu);
     if (*result) {

@@ -123,6 +123,11 @@ void Bans::remember(const Ban& b) {
   }
 }
 
+std::size_t Bans::active_known() const {
+  std::lock_guard lock(mu_);
+  return seen_.size();
+}
+
 void Bans::forget_and_log(const std::string& subject) {
   bool was_seen = false;
   {

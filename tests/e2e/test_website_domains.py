@@ -277,3 +277,31 @@ def test_forward_confirmed_provider_is_never_banned(postfix, mxguard, nsd, tmp_p
     # 127.0.0.21 only claims a provider name (its PTR does not round-trip): banned.
     strike_three(server, "127.0.0.21", "info@product.web.test", 556)
     d.wait_log(r"ban 127\.0\.0\.21 for 4s")
+
+
+def test_metrics_count_bans_dns_and_store(postfix, mxguard, nsd, tmp_path, sink):
+    prom = tmp_path / "mxguard.prom"
+    d = mxguard(config(nsd, tmp_path, f"metrics-file = {prom}\n"))
+    server = postfix_for(postfix, d)
+    strike_three(server, "127.0.0.22", "info@product.web.test", 556)
+    d.wait_log(r"ban 127\.0\.0\.22 ")
+    # The file is rewritten every 5 s; wait for a version written after the ban.
+    deadline = time.monotonic() + 20
+    text = ""
+    while time.monotonic() < deadline:
+        text = prom.read_text() if prom.exists() else ""
+        if "mxguard_bans_active 1" in text:
+            break
+        time.sleep(0.5)
+
+    def value(name: str) -> float:
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        assert m, f"{name} missing from:\n{text}"
+        return float(m.group(1))
+
+    assert value("mxguard_bans_active") == 1
+    assert value("mxguard_state_store_errors_total") == 0
+    assert value("mxguard_dns_cache_misses_total") >= 1
+    assert value("mxguard_dns_cache_hits_total") >= 1  # the same domain, asked three times
+    assert value("mxguard_dns_query_seconds_count") == value("mxguard_dns_cache_misses_total")
+    assert value('mxguard_verdicts_total{check="unhandled-domain",action="reject"}') == 3

@@ -25,6 +25,16 @@ class Metrics {
   void count_verdict(std::string_view check, std::string_view action);
   std::uint64_t verdicts(std::string_view check, std::string_view action) const;
 
+  // State-store calls that failed (strikes not counted, bans not known); never a 5xx.
+  void count_store_error() { store_errors_.fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t store_errors() const { return store_errors_.load(std::memory_order_relaxed); }
+
+  // Time one DNS query took at the network (cache misses only), for a histogram.
+  void observe_dns_query(double seconds);
+  static constexpr double kDnsBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                           0.25,  0.5,   1.0,  2.5,   5.0,  10.0};
+  static constexpr std::size_t kDnsBucketCount = sizeof(kDnsBuckets) / sizeof(kDnsBuckets[0]);
+
   // Appends more exposition lines (with their # HELP / # TYPE) at every render().
   void set_collector(std::function<void(std::string&)> collector);
 
@@ -35,6 +45,11 @@ class Metrics {
   mutable std::shared_mutex mutex_;
   std::map<Key, std::unique_ptr<std::atomic<std::uint64_t>>, std::less<>> verdicts_;
   std::function<void(std::string&)> collector_;
+  std::atomic<std::uint64_t> store_errors_{0};
+  // Cumulative bucket counts as Prometheus wants them, plus +Inf (= count) and the sum in µs.
+  std::atomic<std::uint64_t> dns_buckets_[kDnsBucketCount]{};
+  std::atomic<std::uint64_t> dns_count_{0};
+  std::atomic<std::uint64_t> dns_sum_us_{0};
 };
 
 // The process's registry.

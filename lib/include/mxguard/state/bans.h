@@ -88,6 +88,9 @@ class Bans {
   // Lifts a ban by hand (admin tooling); logs "unban" if there was one.
   StoreResult<bool> unban(const net::IpAddress& client);
 
+  // Bans in force that this process knows of (issued or enforced here), for the metrics.
+  std::size_t active_known() const;
+
   // What strikes and bans are kept under: the address, or its aggregate network.
   std::string subject_of(const net::IpAddress& client) const;
   bool allowed(const net::IpAddress& client) const;
