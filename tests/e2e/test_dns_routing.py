@@ -6,8 +6,6 @@ sink (issue 3).
 
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "dns"))
 
 from dnstest import Nsd, Responder  # noqa: E402
-from harness.milter import mxguard_binary  # noqa: E402
+from harness.milter import checks_off_except  # noqa: E402
 from harness.smtp import send  # noqa: E402
 
 DNS_CHECKS = {"null-mx", "bogus-mx", "no-mail-domain", "null-mx-sender"}
@@ -29,10 +27,7 @@ def nsd():
 
 
 def config(server: str, extra: str = "") -> str:
-    help_text = subprocess.run([str(mxguard_binary()), "--help"], capture_output=True,
-                               text=True, timeout=30).stdout
-    names = set(re.findall(r"--check\.([a-z0-9-]+)", help_text))
-    off = "".join(f"check.{n} = off\n" for n in sorted(names - DNS_CHECKS))
+    off = checks_off_except(*DNS_CHECKS)
     return (off + f"dns-server = {server}\ndns-timeout = 300ms\ndns-retries = 0\n"
             "local-domains = ours.test\ntrusted-networks = 127.0.0.1/32\n" + extra)
 
