@@ -47,7 +47,9 @@ EOM_MACROS = "{msg_id}"
 # and $u are the envelope addresses as given (EnvToL would cut the domain off); F=u keeps case.
 # TrustStickyBit: milter socket paths may run through /tmp, which Sendmail's safe-file checks
 # would otherwise call unsafe (world-writable directory). MaxHeadersLength as Postfix's
-# header_size_limit (Sendmail's default of 32k rejects what Postfix takes).
+# header_size_limit (Sendmail's default of 32k rejects what Postfix takes). QueueLA/RefuseLA are
+# raised out of reach: on a busy test machine Sendmail would otherwise queue instead of
+# delivering, and the mail would not reach the sink in time.
 MC_TEMPLATE = """\
 divert(-1)
 divert(0)dnl
@@ -63,6 +65,9 @@ define(`confHOSTS_FILE', `{inst}/hosts')dnl
 define(`confSERVICE_SWITCH_FILE', `{inst}/service.switch')dnl
 define(`confDONT_PROBE_INTERFACES', `True')dnl
 define(`confDELIVERY_MODE', `interactive')dnl
+define(`confQUEUE_LA', `1000')dnl
+define(`confREFUSE_LA', `1000')dnl
+define(`confDELAY_LA', `0')dnl
 define(`confTO_IDENT', `0s')dnl
 define(`confBIND_OPTS', `-DNSRCH -DEFNAMES')dnl
 define(`confLOG_LEVEL', `10')dnl
