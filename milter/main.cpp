@@ -236,10 +236,11 @@ int main(int argc, char** argv) {
   log(LogLevel::Notice, "mxguard {} listening on {}", MXGUARD_VERSION, cfg->socket);
   milter::notify_ready();  // the socket is open and privileges are dropped
   std::atomic<int> rc{MI_SUCCESS};
-  std::thread libmilter([&rc] {
+  std::atomic<bool> stop_requested{false};
+  std::thread libmilter([&rc, &stop_requested] {
     rc = smfi_main();
     // libmilter gave up by itself (not through smfi_stop): wake the main thread.
-    kill(getpid(), SIGTERM);
+    if (!stop_requested) kill(getpid(), SIGTERM);
   });
   milter::StopKind stop =
       milter::wait_for_signals([&cl, &state_runtime] { reload(cl, state_runtime); }, log_stats);
@@ -254,6 +255,10 @@ int main(int argc, char** argv) {
     while (milter::stats().transactions.load() > 0 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  // From here on, whatever smfi_main() returns is the orderly stop we asked for (it may not
+  // have been running yet when a stop signal came right after start-up).
+  const bool gave_up = rc != MI_SUCCESS;
+  stop_requested = true;
   smfi_stop();
   milter::poke_listener(*socket);
   libmilter.join();
@@ -263,5 +268,5 @@ int main(int argc, char** argv) {
   log(LogLevel::Notice, "mxguard stopped");
   if (!cfg->pidfile.empty()) unlink(cfg->pidfile.c_str());
   if (socket->kind == milter::SocketSpec::Kind::Local) unlink(socket->path.c_str());
-  return rc == MI_SUCCESS ? EX_OK : EX_SOFTWARE;
+  return gave_up ? EX_SOFTWARE : EX_OK;
 }

@@ -281,7 +281,9 @@ def test_forward_confirmed_provider_is_never_banned(postfix, mxguard, nsd, tmp_p
 
 def test_metrics_count_bans_dns_and_store(postfix, mxguard, nsd, tmp_path, sink):
     prom = tmp_path / "mxguard.prom"
-    d = mxguard(config(nsd, tmp_path, f"metrics-file = {prom}\n"))
+    # A long ban: a 4 s one may end (and be swept) before the file is next written.
+    cfg = config(nsd, tmp_path, f"metrics-file = {prom}\n")
+    d = mxguard(cfg.replace(f"ban-time = {BAN_SECONDS}s", "ban-time = 10m"))
     server = postfix_for(postfix, d)
     strike_three(server, "127.0.0.22", "info@product.web.test", 556)
     d.wait_log(r"ban 127\.0\.0\.22 ")
