@@ -93,7 +93,7 @@ def test_null_mx_website_client_is_rejected_banned_then_unbanned(postfix, mxguar
     server = postfix_for(postfix, d)
     strike_three(server, "127.0.0.5", "info@product.web.test", 556)
     d.wait_log(r"reject: RCPT from \S+\[127\.0\.0\.5\]: 556 5\.1\.10 <info@product\.web\.test>")
-    d.wait_log(r"ban 127\.0\.0\.5 for 4s: 3 strikes \(unhandled domain product\.web\.test\)")
+    d.wait_log(rf"ban 127\.0\.0\.5 for {BAN_SECONDS}s: 3 strikes \(unhandled domain product\.web\.test\)")
     banned = send(server, recipients=["x@good.mail.test"], source="127.0.0.5")
     assert banned.banner.code == 421 or (banned.mail and banned.mail.code == 421), \
         str(banned.last())
