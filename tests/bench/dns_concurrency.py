@@ -141,6 +141,8 @@ def main() -> int:
         print(f"  DNS queries through the proxy during the measured rounds: {queries}")
         print(f"  cold ratio x{args.sessions}/x1:       "
               f"{rate[f'cold x{args.sessions}'] / rate['cold x1']:.2f}   (target >= 25)")
+        print(f"  ceiling for the cold ratio here (warm dns off x{args.sessions} / cold x1): "
+              f"{rate['warm dns off'] / rate['cold x1']:.2f}   (what Postfix on this machine allows)")
         print(f"  warm ratio dns on/off at x{args.sessions}: "
               f"{rate['warm dns on'] / rate['warm dns off']:.3f}  (target >= 0.95)")
     finally:
