@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from .milteraddr import MilterAddress
-from .util import REPO_ROOT, can_connect, make_instance_dir, socket_path, wait_until
+from .util import (REPO_ROOT, can_connect, make_instance_dir, socket_path, wait_for_line,
+                   wait_until)
 
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
@@ -246,15 +247,7 @@ class Mxguard:
 
     def wait_log(self, pattern: str, timeout: float = 10) -> re.Match:
         """Wait for a stderr line (since the mark) matching regex `pattern`."""
-        rx = re.compile(pattern)
-
-        def search():
-            for line in self.log_lines():
-                m = rx.search(line)
-                if m:
-                    return m
-            return None
-        return wait_until(search, timeout, what=f"mxguard log line /{pattern}/")
+        return wait_for_line(self.log_lines, pattern, timeout, "mxguard log")
 
 
 def checks_off_except(*keep: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import shutil
 import signal
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from .milteraddr import MilterAddress
 from .sink import Sink
-from .util import (TEST_HOSTNAME, check_world_traversable, free_port, kill_pid,
+from .util import (TEST_HOSTNAME, FileLog, check_world_traversable, free_port, kill_pid,
                    make_instance_dir, pid_alive, run, wait_until)
 
 POSTFIX = shutil.which("postfix", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/postfix"
@@ -84,7 +83,7 @@ def _stop_leftovers() -> None:
         inst.terminate()
 
 
-class Postfix:
+class Postfix(FileLog):
     """One private Postfix instance listening on loopback.
 
     `milter` is a libmilter-style address (`unix:/abs/path`, `inet:PORT@127.0.0.1`), a
@@ -343,33 +342,6 @@ class Postfix:
     def flush(self) -> None:
         """Ask Postfix to retry deferred mail now."""
         self._postfix("flush", check=False)
-
-    def log_text(self) -> str:
-        try:
-            return self.log_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_lines(self, since_mark: bool = True) -> list[str]:
-        """Log lines, by default only those written since the last `mark_log()`."""
-        text = self.log_text()
-        return text[self._log_mark if since_mark else 0:].splitlines()
-
-    def mark_log(self) -> None:
-        """Remember the current end of the log; later `log_lines()` start there."""
-        self._log_mark = len(self.log_text())
-
-    def wait_log(self, pattern: str, timeout: float = 10) -> re.Match:
-        """Wait for a log line (since the mark) matching regex `pattern`; return the match."""
-        rx = re.compile(pattern)
-
-        def search():
-            for line in self.log_lines():
-                m = rx.search(line)
-                if m:
-                    return m
-            return None
-        return wait_until(search, timeout, what=f"postfix log line /{pattern}/")
 
 
 def _bracket(addr: str) -> str:

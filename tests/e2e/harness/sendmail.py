@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 
 from .milteraddr import MilterAddress
 from .sink import Sink
-from .util import REPO_ROOT, TEST_HOSTNAME, kill_pid, make_instance_dir, run, wait_until
+from .util import REPO_ROOT, TEST_HOSTNAME, FileLog, kill_pid, make_instance_dir, run, wait_until
 
 CONNECT_MACROS = ("j, _, {daemon_name}, {daemon_addr}, {daemon_port}, {daemon_family}, "
                   "{if_name}, {if_addr}, {if_family}, "
@@ -113,7 +112,7 @@ def ensure_sendmail(root: Path | None = None) -> Path:
     return root
 
 
-class Sendmail:
+class Sendmail(FileLog):
     """A Sendmail "daemon" made of a loopback TCP front and one `sendmail -bs` per connection.
 
     `milter`: libmilter-style address, `MilterAddress` or running `Mxguard`; None: no milter.
@@ -351,31 +350,6 @@ class Sendmail:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-    # -- log -------------------------------------------------------------------------------
-    def log_text(self) -> str:
-        try:
-            return self.log_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_lines(self, since_mark: bool = True) -> list[str]:
-        text = self.log_text()
-        return text[self._log_mark if since_mark else 0:].splitlines()
-
-    def mark_log(self) -> None:
-        self._log_mark = len(self.log_text())
-
-    def wait_log(self, pattern: str, timeout: float = 10) -> re.Match:
-        rx = re.compile(pattern)
-
-        def search():
-            for line in self.log_lines():
-                m = rx.search(line)
-                if m:
-                    return m
-            return None
-        return wait_until(search, timeout, what=f"sendmail log line /{pattern}/")
 
 
 def sendmail_ipv6(addr: str) -> str:

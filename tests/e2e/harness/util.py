@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -165,3 +166,45 @@ def run(cmd: list[str], timeout: float = 60, check: bool = True,
         raise RuntimeError(f"{' '.join(cmd)} failed with status {proc.returncode}:\n"
                            f"{proc.stdout}{proc.stderr}")
     return proc
+
+
+def wait_for_line(lines: Callable[[], list[str]], pattern: str, timeout: float,
+                  what: str) -> re.Match:
+    """Wait until one of `lines()` matches regex `pattern`; return the match."""
+    rx = re.compile(pattern)
+
+    def search():
+        for line in lines():
+            m = rx.search(line)
+            if m:
+                return m
+        return None
+    return wait_until(search, timeout, what=f"{what} line /{pattern}/")
+
+
+class FileLog:
+    """Log reading for an MTA that writes its log to `self.log_file` (Postfix's maillog,
+    Sendmail's syslog receiver); `name` names it in timeouts."""
+
+    name = "mta"
+    log_file: Path
+    _log_mark = 0
+
+    def log_text(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self, since_mark: bool = True) -> list[str]:
+        """Log lines, by default only those written since the last `mark_log()`."""
+        text = self.log_text()
+        return text[self._log_mark if since_mark else 0:].splitlines()
+
+    def mark_log(self) -> None:
+        """Remember the current end of the log; later `log_lines()` start there."""
+        self._log_mark = len(self.log_text())
+
+    def wait_log(self, pattern: str, timeout: float = 10) -> re.Match:
+        """Wait for a log line (since the mark) matching regex `pattern`; return the match."""
+        return wait_for_line(self.log_lines, pattern, timeout, f"{self.name} log")
