@@ -20,7 +20,7 @@ from pathlib import Path
 from .milteraddr import MilterAddress
 from .sink import Sink
 from .util import (TEST_HOSTNAME, FileLog, check_world_traversable, free_port, kill_pid,
-                   make_instance_dir, pid_alive, run, wait_until)
+                   make_instance_dir, pid_alive, run, short_alias, wait_until)
 
 POSTFIX = shutil.which("postfix", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/postfix"
 MASTER = "/usr/lib/postfix/sbin/master"
@@ -34,6 +34,10 @@ QUEUE_LAYOUT = [("queue", "root", "root", 0o755), ("data", "postfix", "postfix",
     ("queue/public", "postfix", "postdrop", 0o710),
     ("queue/pid", "root", "root", 0o755),
 ]
+
+#: Room for the longest socket path Postfix makes inside its queue directory:
+#: "private/" or "public/" and a service name (the longest standard one is "proxywrite").
+QUEUE_LONGEST_SOCKET = 32
 
 #: Macros mxguard relies on (see DESIGN.md); Postfix has {daemon_addr} where Sendmail has {if_addr}.
 CONNECT_MACROS = ("j {daemon_name} {daemon_addr} {daemon_port} v _ "
@@ -131,7 +135,7 @@ class Postfix(FileLog):
         d = self.dir
         settings = {
             "compatibility_level": "3.6",
-            "queue_directory": str(self.queue_dir),
+            "queue_directory": str(short_alias(self.queue_dir, QUEUE_LONGEST_SOCKET)),
             "data_directory": str(self.data_dir),
             "mail_owner": "postfix",
             "setgid_group": "postdrop",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -89,14 +91,44 @@ def socket_path(directory: Path, name: str) -> Path:
     if len(os.fsencode(str(path))) <= MAX_SOCKET_PATH:
         return path
     key = str(path)
-    if key not in _short_sockets:  # same answer every time: pooled MTAs keep their config
-        short = Path(tempfile.mkdtemp(prefix="mxg-"))
-        short.chmod(0o755)
-        _short_sockets[key] = short / name
-    return _short_sockets[key]
+    if key not in _short_paths:  # same answer every time: pooled MTAs keep their config
+        _short_paths[key] = _short_tmp_dir() / name
+    return _short_paths[key]
 
 
-_short_sockets: dict[str, Path] = {}
+def short_alias(directory: Path, longest_inside: int) -> Path:
+    """`directory`, or a short /tmp symlink to it if sockets inside it would be too long.
+
+    For daemons that make unix sockets at fixed places inside a directory they are given
+    (Postfix's queue_directory/public/postlog, say): `longest_inside` is the length of the
+    longest relative socket path. The files stay in `directory`, kept with a failed run's.
+    """
+    directory = Path(directory)
+    if len(os.fsencode(str(directory))) + 1 + longest_inside <= MAX_SOCKET_PATH:
+        return directory
+    key = str(directory)
+    if key not in _short_paths:
+        link = _short_tmp_dir() / "d"
+        link.symlink_to(directory)
+        _short_paths[key] = link
+    return _short_paths[key]
+
+
+_short_paths: dict[str, Path] = {}
+_short_dirs: list[Path] = []
+
+
+def _short_tmp_dir() -> Path:
+    short = Path(tempfile.mkdtemp(prefix="mxg-", dir="/tmp"))
+    short.chmod(0o755)
+    _short_dirs.append(short)
+    return short
+
+
+@atexit.register
+def _remove_short_dirs() -> None:
+    for d in _short_dirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
