@@ -4,10 +4,12 @@
 #include <libmilter/mfapi.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -93,13 +95,37 @@ void log_stats() {
       s.tempfails.load(), s.internal_errors.load());
 }
 
+// The write end of the pipe a detached daemon tells its starting parent through.
+int g_ready_fd = -1;
+
+// Forks into the background. The parent waits until the daemon is ready (release_parent())
+// and exits 0, or until it dies first and exits with its status: an init script that returns
+// finds the socket and the pidfile in place, and a start-up failure reaches it.
 bool detach(std::string* error) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    *error = "pipe failed";
+    return false;
+  }
   pid_t pid = fork();
   if (pid < 0) {
     *error = "fork failed";
     return false;
   }
-  if (pid > 0) _exit(0);
+  if (pid > 0) {
+    close(fds[1]);
+    char byte = 0;
+    ssize_t n;
+    do {
+      n = read(fds[0], &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n == 1) _exit(EX_OK);
+    int status = 0;
+    if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) _exit(WEXITSTATUS(status));
+    _exit(EX_SOFTWARE);
+  }
+  close(fds[0]);
+  g_ready_fd = fds[1];
   setsid();
   int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (fd >= 0) {
@@ -109,6 +135,15 @@ bool detach(std::string* error) {
     if (fd > 2) close(fd);
   }
   return true;
+}
+
+// Lets the parent of a detached daemon exit: the socket is open, the pidfile written.
+void release_parent() {
+  if (g_ready_fd < 0) return;
+  char byte = 1;
+  if (write(g_ready_fd, &byte, 1) != 1) log(LogLevel::Warning, "cannot signal the parent");
+  close(g_ready_fd);
+  g_ready_fd = -1;
 }
 
 }  // namespace
@@ -235,6 +270,7 @@ int main(int argc, char** argv) {
   }
   log(LogLevel::Notice, "mxguard {} listening on {}", MXGUARD_VERSION, cfg->socket);
   milter::notify_ready();  // the socket is open and privileges are dropped
+  release_parent();
   std::atomic<int> rc{MI_SUCCESS};
   std::atomic<bool> stop_requested{false};
   std::thread libmilter([&rc, &stop_requested] {
