@@ -246,7 +246,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     if (!need.has(Stage::Mail)) steps |= SMFIP_NR_MAIL;
     if (need.has(Stage::Header)) steps |= SMFIP_NR_HDR;  // collected, judged at end of headers
     if (!need.has(Stage::Rcpt)) steps |= SMFIP_NORCPT | SMFIP_NR_RCPT;
-    if (!need.has(Stage::Data)) steps |= SMFIP_NODATA | SMFIP_NR_DATA;
+    // DATA is where mail that needs no content check is accepted (see on_data).
+    if (!need.has(Stage::Data) && !message::wants_content(c->session))
+      steps |= SMFIP_NODATA | SMFIP_NR_DATA;
     if (!need.has(Stage::Header)) steps |= SMFIP_NOHDRS | SMFIP_NR_HDR;
     if (!need.has(Stage::Eoh)) steps |= SMFIP_NOEOH | SMFIP_NR_EOH;
     if (!need.has(Stage::Body)) steps |= SMFIP_NOBODY | SMFIP_NR_BODY;
@@ -342,10 +344,25 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
 }
 
 sfsistat on_data(SMFICTX* ctx) {
-  return run_stage(ctx, Stage::Data, "data", [&](Session& s) {
+  sfsistat r = run_stage(ctx, Stage::Data, "data", [&](Session& s) {
     std::string id = macro(ctx, "i");
     if (!id.empty()) s.tx.queue_id = id;
   });
+  // Mail that can be neither a bounce to judge nor a message to change is accepted here:
+  // the MTA then sends none of its headers, body or end of message (each a round trip).
+  Connection* c = connection_of(ctx);
+  if (r == SMFIS_CONTINUE && c && message::wants_content(c->session)) {
+    try {
+      if (!message::content_matters(c->session)) {
+        log(LogLevel::Debug, "{}: accepted at DATA: no content check applies", c->session.log_id());
+        end_transaction(c);
+        return SMFIS_ACCEPT;
+      }
+    } catch (const std::exception& e) {
+      return internal_error(&c->session, "data", e.what());
+    }
+  }
+  return r;
 }
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {

@@ -38,11 +38,33 @@ bool excluded(const Config& cfg, std::string_view sender) {
   return false;
 }
 
+// Does plan_changes() sign this transaction's sender (add a tag header, maybe rewrite it)?
+bool signs_sender(const Config& cfg, const Session& s) {
+  const std::string& sender = s.tx.sender;
+  return signs(cfg) && !sender.empty() && (s.authenticated() || s.trusted_network) &&
+         cfg.is_local_domain(domain_part(sender));
+}
+
+const Rules& rules_of(const Config& cfg) {
+  static const Rules none;
+  return cfg.message_rules ? *cfg.message_rules : none;
+}
+
 }  // namespace
 
 bool wants_content(const Session& s) {
   const Config* cfg = config_of(s);
   return cfg && (cfg->mode("backscatter") != CheckMode::Off || signs(*cfg));
+}
+
+bool content_matters(const Session& s) {
+  const Config* cfg = config_of(s);
+  if (!cfg) return true;
+  if (!s.tx.batv_valid.empty()) return true;  // tags to remove at end of message
+  if (cfg->report_header && !(s.would_reject.empty() && s.tx.would_reject.empty())) return true;
+  if (cfg->mode("backscatter") != CheckMode::Off && is_bounce_sender(s.tx.sender, rules_of(*cfg)))
+    return true;
+  return signs_sender(*cfg, s);
 }
 
 void on_recipient(Session& s, std::time_t now) {
@@ -76,10 +98,8 @@ void feed_eoh(Session& s) {
   s.tx.reader->end_of_headers();
   const Config& cfg = *s.policy->config;
   // The body matters only to the backscatter check, and only for bounce senders.
-  static const Rules none;
-  const Rules& rules = cfg.message_rules ? *cfg.message_rules : none;
   s.tx.skip_body = cfg.mode("backscatter") == CheckMode::Off ||
-                   !is_bounce_sender(s.tx.sender, rules) || !s.tx.batv_valid.empty();
+                   !is_bounce_sender(s.tx.sender, rules_of(cfg)) || !s.tx.batv_valid.empty();
 }
 
 bool feed_body(Session& s, std::string_view chunk) {
@@ -98,9 +118,7 @@ MessageChanges plan_changes(const Session& s, std::time_t now) {
   for (const auto& t : s.tx.batv_valid)
     c.rewrite_rcpts.push_back({t.tagged, t.plain});
   const std::string& sender = s.tx.sender;
-  if (!signs(*cfg) || sender.empty() || !(s.authenticated() || s.trusted_network) ||
-      !cfg->is_local_domain(domain_part(sender)))
-    return c;
+  if (!signs_sender(*cfg, s)) return c;
   std::string msg_id = s.tx.reader ? extract_msg_id(s.tx.reader->header("Message-ID")) : "";
   c.add_headers.push_back(
       Header{std::string(batv::kTagHeader), batv::make_tag(*cfg->batv_keys, msg_id, now)});

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.milter import checks_off_except, mxguard_binary
-from harness.smtp import SmtpSession, send
+from harness.smtp import SmtpSession, make_message, send
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "data" / "messages"
@@ -83,6 +83,34 @@ def test_forged_bounce_is_refused_after_data(mta, mxguard, config, sink):
     d.wait_log(r"reject: END-OF-(HEADERS|MESSAGE) .*check=backscatter")
     time.sleep(1)
     assert sink.count() == 0
+
+
+def test_mail_no_content_check_needs_is_accepted_at_data_and_the_next_bounce_still_judged(
+        mta, mxguard, config, sink):
+    """Ordinary mail is accepted at DATA (the MTA sends mxguard none of its content); the
+    MTA must still show mxguard the next message of the same session in full."""
+    d = mxguard(config + "log-level = debug\n")
+    with SmtpSession(mta(milter=d.socket), source=OUTSIDE) as s:
+        assert s.ehlo().code == 250
+        for i in range(2):
+            assert s.mail("carol@remote.test").code == 250
+            assert s.rcpt("alice@example.com").code == 250
+            data, eom = s.data(make_message("carol@remote.test", ["alice@example.com"],
+                                            subject=f"ordinary {i}"))
+            assert data.code == 354 and eom is not None and eom.code == 250, str(eom)
+            d.wait_log(r"accepted at DATA: no content check applies")
+            d.mark_log()
+            if i == 0:  # a forged bounce between the two, in the same session
+                assert s.mail("").code == 250
+                assert s.rcpt("victor@example.com").code == 250
+                data, eom = s.data(corpus("dsn-forged-spam-backscatter.eml"))
+                assert eom is not None and eom.code == 550, str(eom)
+                d.wait_log(r"reject: END-OF-(HEADERS|MESSAGE) .*check=backscatter")
+                assert not any("accepted at DATA" in line for line in d.log_lines())
+                d.mark_log()
+    for i in range(2):
+        assert sink.wait_find(subject=f"ordinary {i}"), f"ordinary {i} did not arrive"
+    assert sink.count() == 2
 
 
 def test_bounce_quoting_our_relay_and_message_id_is_delivered(mta, mxguard, config, sink):

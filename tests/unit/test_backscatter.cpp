@@ -352,6 +352,51 @@ TEST_CASE("outgoing mail from an authenticated local sender is signed and tagged
   CHECK(message::plan_changes(g.s, kNow).empty());
 }
 
+TEST_CASE("content matters after DATA only to bounces, tagged recipients, signing and reports",
+          "[backscatter][changes]") {
+  // The adapter accepts at DATA what this says needs nothing more (SMFIS_ACCEPT).
+  auto envelope = [](Fixture& f, std::string sender, std::string rcpt) {
+    f.s.tx.sender = std::move(sender);
+    f.s.tx.rcpt = rcpt;
+    f.s.tx.recipients.push_back(rcpt);
+    message::on_recipient(f.s, kNow);
+  };
+  Fixture plain;
+  envelope(plain, "someone@remote.test", "victor@example.com");
+  CHECK(message::wants_content(plain.s));
+  CHECK_FALSE(message::content_matters(plain.s));
+
+  Fixture bounce;  // null sender and MAILER-DAEMON@ are judged at end of message
+  envelope(bounce, "", "victor@example.com");
+  CHECK(message::content_matters(bounce.s));
+  Fixture daemon;
+  envelope(daemon, "MAILER-DAEMON@remote.test", "victor@example.com");
+  CHECK(message::content_matters(daemon.s));
+  daemon.cfg->checks["backscatter"] = CheckMode::Off;
+  CHECK_FALSE(message::content_matters(daemon.s));
+
+  Fixture tagged;  // a valid tag is removed at end of message, whoever sends
+  tagged.cfg->batv_keys = tagged.keys;
+  envelope(tagged, "someone@remote.test",
+           batv::sign(*tagged.keys, "victor@example.com", kNow).value());
+  CHECK(message::content_matters(tagged.s));
+
+  Fixture out;  // an authenticated local sender is signed; an unauthenticated one is not
+  out.cfg->batv_keys = out.keys;
+  out.cfg->batv_sign = true;
+  envelope(out, "alice@example.com", "bob@remote.test");
+  CHECK_FALSE(message::content_matters(out.s));
+  out.s.auth_authen = "alice";
+  CHECK(message::content_matters(out.s));
+
+  Fixture report;  // report-only: the header saying what would have been rejected
+  envelope(report, "someone@remote.test", "victor@example.com");
+  report.cfg->report_header = true;
+  CHECK_FALSE(message::content_matters(report.s));
+  report.s.tx.would_reject = "access";
+  CHECK(message::content_matters(report.s));
+}
+
 TEST_CASE("config: backscatter needs a proof source; bad key file stops start-up",
           "[backscatter][config]") {
   CommandLine cl{

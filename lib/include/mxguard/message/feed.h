@@ -19,6 +19,12 @@ namespace mxguard::message {
 // negotiate them away and the feed calls below do nothing.
 bool wants_content(const Session& s);
 
+// At DATA, when wants_content(): does anything after DATA still matter to this transaction:
+// the backscatter check for a bounce sender, a BATV tag to remove from a recipient, a sender to
+// sign, a report header to add? If not, the adapter accepts the message there (SMFIS_ACCEPT)
+// and the MTA sends none of its headers, body or end of message.
+bool content_matters(const Session& s);
+
 // xxfi_envrcpt, after the pipeline let the recipient through: records a valid BATV tag in
 // tx.batv_valid (proof a for the backscatter check; tag removal at end of message).
 void on_recipient(Session& s, std::time_t now);
