@@ -12,8 +12,10 @@ in the foreground, with its own config, pid, log and state files in a temporary 
 
 from __future__ import annotations
 
+import heapq
 import os
 import random
+import select
 import shutil
 import socket
 import struct
@@ -186,6 +188,9 @@ class Responder:
         return None
 
     def _run(self) -> None:
+        if self.mode.startswith("delay:"):
+            self._run_delay()
+            return
         self.sock.settimeout(0.2)
         while not self._stop.is_set():
             try:
@@ -195,29 +200,58 @@ class Responder:
             except OSError:
                 return
             self.queries += 1
-            if self.mode.startswith("delay:"):
-                _, ms, target = self.mode.split(":", 2)
-                host, port = target.rsplit(":", 1)
-                threading.Thread(target=self._forward, daemon=True,
-                                 args=(data, peer, int(ms) / 1000, (host, int(port)))).start()
-                continue
             reply = self._answer(data)
             if reply is not None:
                 self.sock.sendto(reply, peer)
 
-    def _forward(self, data: bytes, peer, delay: float, target) -> None:
-        time.sleep(delay)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(2)
-            s.sendto(data, target)
-            try:
-                reply = s.recv(65535)
-            except OSError:
-                return
+    def _run_delay(self) -> None:
+        """Forwards every query to the real server `delay` after it came, in one thread: a
+        heap of queries waiting for their time, and one upstream socket whose query ids are
+        renumbered so that answers find their way back to the right client."""
+        _, ms, target = self.mode.split(":", 2)
+        host, port = target.rsplit(":", 1)
+        delay = int(ms) / 1000
+        upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        upstream.connect((host, int(port)))
+        waiting: list[tuple[float, int, bytes, tuple]] = []  # (due, seq, query, client)
+        pending: dict[int, tuple[bytes, tuple, float]] = {}  # new id -> (old id, client, sent)
+        seq = 0
+        next_id = 0
         try:
-            self.sock.sendto(reply, peer)
-        except OSError:
-            pass
+            while not self._stop.is_set():
+                now = time.monotonic()
+                while waiting and waiting[0][0] <= now:
+                    _, _, query, client = heapq.heappop(waiting)
+                    next_id = (next_id + 1) % 65536
+                    while next_id in pending:
+                        next_id = (next_id + 1) % 65536
+                    pending[next_id] = (query[:2], client, now)
+                    upstream.send(struct.pack("!H", next_id) + query[2:])
+                timeout = min(0.2, max(0.0, waiting[0][0] - now)) if waiting else 0.2
+                readable, _, _ = select.select([self.sock, upstream], [], [], timeout)
+                if self.sock in readable:
+                    try:
+                        data, peer = self.sock.recvfrom(4096)
+                    except OSError:
+                        return
+                    if len(data) >= 12:
+                        self.queries += 1
+                        seq += 1
+                        heapq.heappush(waiting, (time.monotonic() + delay, seq, data, peer))
+                if upstream in readable:
+                    try:
+                        reply = upstream.recv(65535)
+                    except OSError:
+                        reply = b""
+                    if len(reply) >= 12:
+                        entry = pending.pop(struct.unpack("!H", reply[:2])[0], None)
+                        if entry is not None:
+                            self.sock.sendto(entry[0] + reply[2:], entry[1])
+                # answers the real server never gave: forgotten after 5 s
+                for qid in [q for q, e in pending.items() if now - e[2] > 5]:
+                    del pending[qid]
+        finally:
+            upstream.close()
 
     def stop(self) -> None:
         self._stop.set()
