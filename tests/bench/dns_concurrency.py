@@ -15,19 +15,24 @@ mxguard daemons, each behind its own Postfix, identical but for the four DNS che
    "dns on" divided by "dns off" (target >= 0.95).
 
 All four variants are interleaved in rounds so the machine's noise falls on each; one SMTP
-session per message (connect, EHLO, MAIL, RCPT, DATA, QUIT), timed from the first connect of
-a batch to the last reply. Rejected or tempfailed messages are counted and printed.
+session per message (connect, EHLO, MAIL, RCPT, DATA, QUIT) sent by smtp_load
+(tests/bench/smtp_load.cpp), timed from the first connect of a batch to the last reply;
+Postfix delivers to discard. Rejected or tempfailed messages are counted and printed.
 
-    MXGUARD_BIN=$PWD/build-dev/milter/mxguard tests/bench/dns_concurrency.py \
+    MXGUARD_BIN=$PWD/build-perf/milter/mxguard MXGUARD_BENCH_BIN=$PWD/build-perf/tests/bench \
+    tests/bench/dns_concurrency.py \
         [--rounds 3] [--serial 60] [--parallel 500] [--sessions 50] [--delay-ms 50]
-Needs a built mxguard (MXGUARD_BIN, default build/milter/mxguard), nsd and Postfix
-(scripts/install-deps).
+Needs a built mxguard, smtp_load (MXGUARD_BENCH_BIN, default build/tests/bench), nsd and
+Postfix (scripts/install-deps).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import os
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -41,38 +46,45 @@ sys.path.insert(0, str(HERE.parent / "e2e" / "dns"))
 from dnstest import Nsd, Responder  # noqa: E402
 from harness.milter import Mxguard  # noqa: E402
 from harness.postfix import Postfix  # noqa: E402
-from harness.smtp import send  # noqa: E402
 
 SENDER = "sender@good.mail.test"  # a domain the zones know; looked up once, then cached
 DNS_CHECKS = ["null-mx", "no-mail-domain", "bogus-mx", "null-mx-sender"]
-WARM_DOMAINS = ["good.mail.test", "w1.wild.test", "w2.wild.test", "w3.wild.test",
-                "w4.wild.test"]
 BOGUS = REPO / "rules" / "bogus-networks.cidr"
 
-_fresh = itertools.count(1)
+#: Postfix delivers to discard: the test sink's pipe would cost a process per message.
+DISCARD = {"default_transport": "discard", "relay_transport": "discard",
+           "local_transport": "discard", "virtual_transport": "discard"}
+
+_blocks = itertools.count(0)
 
 
-def batch(server, recipients: list[str], sessions: int) -> tuple[float, Counter]:
-    """Send one message per recipient over `sessions` parallel SMTP sessions; return
-    (wall seconds, Counter of final reply codes)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(rcpt: str) -> int:
-        r = send(server, sender=SENDER, recipients=[rcpt], subject="bench")
-        return r.last().code
-
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=sessions) as pool:
-        codes = list(pool.map(one, recipients))
-    return time.perf_counter() - t0, Counter(codes)
+def bench_bin(name: str) -> Path:
+    d = Path(os.environ.get("MXGUARD_BENCH_BIN") or REPO / "build" / "tests" / "bench")
+    if not (d / name).exists():
+        sys.exit(f"{d / name} not found: build target {name} or set MXGUARD_BENCH_BIN")
+    return d / name
 
 
-def new_domains(n: int) -> list[str]:
-    return [f"r@d{next(_fresh)}.wild.test" for _ in range(n)]
+def batch(server, rcpt_pattern: str, first: int, n: int, sessions: int) -> tuple[float, Counter]:
+    """Send n messages, one per SMTP session, `sessions` at a time, with smtp_load (C++: the
+    client must not be what limits); return (wall seconds, Counter of final reply codes)."""
+    out = subprocess.run(
+        [str(bench_bin("smtp_load")), "--host", server.host, "--port", str(server.port),
+         "--sessions", str(sessions), "--messages", str(n), "--size", "1024",
+         "--from", SENDER, "--to", rcpt_pattern, "--first", str(first)],
+        capture_output=True, text=True, check=True, timeout=1800)
+    res = json.loads(out.stdout)
+    return res["seconds"], Counter({int(k): v for k, v in res["codes"].items()})
 
 
-def warm_rcpts(n: int) -> list[str]:
-    return [f"r{i}@{WARM_DOMAINS[i % len(WARM_DOMAINS)]}" for i in range(n)]
+def cold(server, n: int, sessions: int) -> tuple[float, Counter]:
+    """Every message to a new recipient domain dN.wild.test (wildcard MX zone)."""
+    return batch(server, "r@d{n}.wild.test", 1 + next(_blocks) * 1000000, n, sessions)
+
+
+def warm(server, n: int, sessions: int) -> tuple[float, Counter]:
+    """Every message to a domain looked up before."""
+    return batch(server, "r{n}@good.mail.test", 1, n, sessions)
 
 
 def main() -> int:
@@ -99,14 +111,14 @@ def main() -> int:
     try:
         for name, d in daemons.items():
             d.start()
-            servers[name] = Postfix(milter=d.socket).start()
+            servers[name] = Postfix(milter=d.socket, config=DISCARD).start()
         on, off = servers["dns on"], servers["dns off"]
 
         # warm up: Postfix processes, the sender's and the warm domains' routes
         for name, srv in servers.items():
-            batch(srv, warm_rcpts(len(WARM_DOMAINS) * 2), 1)
-            batch(srv, warm_rcpts(args.sessions * 2), args.sessions)
-        batch(on, new_domains(args.sessions), args.sessions)
+            warm(srv, 10, 1)
+            warm(srv, args.sessions * 2, args.sessions)
+        cold(on, args.sessions, args.sessions)
 
         per_serial = max(1, args.serial // args.rounds)
         per_parallel = max(1, args.parallel // args.rounds)
@@ -114,21 +126,21 @@ def main() -> int:
         res = {k: [0.0, 0, Counter()] for k in ("cold x1", f"cold x{args.sessions}",
                                                  "warm dns on", "warm dns off")}
 
-        def run(key: str, srv, rcpts: list[str], sessions: int) -> None:
-            secs, codes = batch(srv, rcpts, sessions)
+        def run(key: str, srv, kind, n: int, sessions: int) -> None:
+            secs, codes = kind(srv, n, sessions)
             res[key][0] += secs
-            res[key][1] += len(rcpts)
+            res[key][1] += n
             res[key][2].update(codes)
 
         for r in range(args.rounds):
             # alternate the order of the warm pair between rounds
-            warm = [("warm dns on", on), ("warm dns off", off)]
+            pair = [("warm dns on", on), ("warm dns off", off)]
             if r % 2:
-                warm.reverse()
-            run("cold x1", on, new_domains(per_serial), 1)
-            run(f"cold x{args.sessions}", on, new_domains(per_parallel), args.sessions)
-            for key, srv in warm:
-                run(key, srv, warm_rcpts(per_parallel), args.sessions)
+                pair.reverse()
+            run("cold x1", on, cold, per_serial, 1)
+            run(f"cold x{args.sessions}", on, cold, per_parallel, args.sessions)
+            for key, srv in pair:
+                run(key, srv, warm, per_parallel, args.sessions)
         queries = proxy.queries - q0
 
         rate = {k: v[1] / v[0] for k, v in res.items()}
