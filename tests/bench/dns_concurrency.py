@@ -30,11 +30,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -47,33 +43,19 @@ from dnstest import Nsd, Responder  # noqa: E402
 from harness.milter import Mxguard  # noqa: E402
 from harness.postfix import Postfix  # noqa: E402
 
+from benchlib import DISCARD, smtp_load  # noqa: E402
+
 SENDER = "sender@good.mail.test"  # a domain the zones know; looked up once, then cached
 DNS_CHECKS = ["null-mx", "no-mail-domain", "bogus-mx", "null-mx-sender"]
 BOGUS = REPO / "rules" / "bogus-networks.cidr"
 
-#: Postfix delivers to discard: the test sink's pipe would cost a process per message.
-DISCARD = {"default_transport": "discard", "relay_transport": "discard",
-           "local_transport": "discard", "virtual_transport": "discard"}
-
 _blocks = itertools.count(0)
-
-
-def bench_bin(name: str) -> Path:
-    d = Path(os.environ.get("MXGUARD_BENCH_BIN") or REPO / "build" / "tests" / "bench")
-    if not (d / name).exists():
-        sys.exit(f"{d / name} not found: build target {name} or set MXGUARD_BENCH_BIN")
-    return d / name
 
 
 def batch(server, rcpt_pattern: str, first: int, n: int, sessions: int) -> tuple[float, Counter]:
     """Send n messages, one per SMTP session, `sessions` at a time, with smtp_load (C++: the
     client must not be what limits); return (wall seconds, Counter of final reply codes)."""
-    out = subprocess.run(
-        [str(bench_bin("smtp_load")), "--host", server.host, "--port", str(server.port),
-         "--sessions", str(sessions), "--messages", str(n), "--size", "1024",
-         "--from", SENDER, "--to", rcpt_pattern, "--first", str(first)],
-        capture_output=True, text=True, check=True, timeout=1800)
-    res = json.loads(out.stdout)
+    res = smtp_load(server, sessions, n, SENDER, rcpt_pattern, first, size=1024)
     return res["seconds"], Counter({int(k): v for k, v in res["codes"].items()})
 
 

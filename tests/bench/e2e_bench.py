@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import socket as socketlib
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,25 +47,13 @@ from harness.milter import Mxguard  # noqa: E402
 from harness.postfix import Postfix  # noqa: E402
 from harness.util import make_instance_dir, socket_path, wait_until  # noqa: E402
 
+from benchlib import DISCARD, bench_bin, smtp_load  # noqa: E402
+
 SENDER = "sender@good.mail.test"
 WARM_DOMAINS = ["good.mail.test", "w1.wild.test", "w2.wild.test", "w3.wild.test", "w4.wild.test"]
 BOGUS = REPO / "rules" / "bogus-networks.cidr"
 KEY = "bench-key-not-secret-0001"
 TICKS = os.sysconf("SC_CLK_TCK")
-
-#: Postfix delivering every accepted message to discard: the milter and smtpd are measured,
-#: not a delivery agent.
-DISCARD = {"default_transport": "discard", "relay_transport": "discard",
-           "local_transport": "discard", "virtual_transport": "discard"}
-
-
-def bench_bin(name: str) -> Path:
-    d = Path(os.environ.get("MXGUARD_BENCH_BIN") or REPO / "build" / "tests" / "bench")
-    path = d / name
-    if not path.exists():
-        sys.exit(f"{path} not found: build it (target {name}) or set MXGUARD_BENCH_BIN")
-    return path
-
 
 class NullMilter:
     """tests/bench/null_milter on a unix socket."""
@@ -141,12 +127,7 @@ def mxguard_config(tmp: Path, dns: str) -> str:
 
 
 def load(server: Postfix, sessions: int, messages: int, to: str, first: int) -> dict:
-    out = subprocess.run(
-        [str(bench_bin("smtp_load")), "--host", server.host, "--port", str(server.port),
-         "--sessions", str(sessions), "--messages", str(messages), "--size", "4096",
-         "--from", SENDER, "--to", to, "--first", str(first)],
-        capture_output=True, text=True, check=True, timeout=1800)
-    return json.loads(out.stdout)
+    return smtp_load(server, sessions, messages, SENDER, to, first)
 
 
 def main() -> int:

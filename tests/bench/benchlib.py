@@ -1,0 +1,37 @@
+"""Pieces the Postfix benchmarks share: where the C++ bench programs are, a Postfix that
+delivers to discard, and one smtp_load run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Postfix delivering every accepted message to discard: the milter and smtpd are measured,
+#: not a delivery agent (the test sink's pipe would cost a process per message).
+DISCARD = {"default_transport": "discard", "relay_transport": "discard",
+           "local_transport": "discard", "virtual_transport": "discard"}
+
+
+def bench_bin(name: str) -> Path:
+    """A program built from tests/bench (MXGUARD_BENCH_BIN, default build/tests/bench)."""
+    d = Path(os.environ.get("MXGUARD_BENCH_BIN") or REPO / "build" / "tests" / "bench")
+    if not (d / name).exists():
+        sys.exit(f"{d / name} not found: build target {name} or set MXGUARD_BENCH_BIN")
+    return d / name
+
+
+def smtp_load(server, sessions: int, messages: int, sender: str, rcpt_pattern: str,
+              first: int = 1, size: int = 4096) -> dict:
+    """Run tests/bench/smtp_load against a Postfix; its JSON result ("{n}" in rcpt_pattern
+    becomes the message number, from `first`)."""
+    out = subprocess.run(
+        [str(bench_bin("smtp_load")), "--host", server.host, "--port", str(server.port),
+         "--sessions", str(sessions), "--messages", str(messages), "--size", str(size),
+         "--from", sender, "--to", rcpt_pattern, "--first", str(first)],
+        capture_output=True, text=True, check=True, timeout=1800)
+    return json.loads(out.stdout)
