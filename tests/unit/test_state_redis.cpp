@@ -173,3 +173,30 @@ TEST_CASE("redis store: unreachable at start, it starts on memory and says so", 
   REQUIRE_FALSE(r);
   CHECK(r.error().kind == StoreErrorKind::Unavailable);
 }
+
+TEST_CASE("redis store: unreachable at start, it uses redis once redis comes up",
+          "[state][redis]") {
+  const int port = mxguard::testing::free_loopback_port();
+  RedisStoreOptions o;
+  o.url = *RedisUrl::parse("redis://127.0.0.1:" + std::to_string(port) + "/0");
+  o.timeout = 100ms;
+  o.min_backoff = 10ms;
+  RedisStore s(o);
+  REQUIRE_FALSE(s.redis_up());
+  REQUIRE(s.put("ban:during-outage", "1", 60s));
+
+  RedisServer server(port);
+  // Noticed by the maintenance round alone (housekeeping), with no mail coming in.
+  for (int i = 0; i < 500 && !s.redis_up(); ++i) {
+    s.housekeeping();
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(s.redis_up());
+  REQUIRE(s.put("ban:shared", "1", 60s));
+  // Another MX host sees what is written from now on; what was decided during the outage
+  // stays in force here.
+  RedisStore other(options_for(server));
+  CHECK(**other.get("ban:shared") == "1");
+  CHECK_FALSE(other.get("ban:during-outage")->has_value());
+  CHECK(**s.get("ban:during-outage") == "1");
+}
