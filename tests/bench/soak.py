@@ -34,6 +34,8 @@ Kinds (share of --messages; each is one SMTP transaction or connection):
   bogus-mx      10%  recipient domain whose MX is loopback/private/...: 550 5.1.2 at RCPT
   probe          5%  sender verification: MAIL FROM:<>, RCPT (250), QUIT; no DATA
   banned         5%  client banned beforehand (3 strikes on null-MX product.web.test): 421
+                     at connect (Postfix words it "Service unavailable" whatever the milter
+                     said, so mxguard's own log must also show one check=ban line each)
 
 Every message carries a unique X-Soak-Id header; a delivered file is matched to it. The first
 --warmup messages (default 10%) warm caches, threads and allocator; then the load pauses until
@@ -44,9 +46,17 @@ minimum over about a second of samples: a file the daemon has open only for a mo
 snapshot, metrics file) is not a leak.
 
 Checks (the verdict line; tests/e2e/test_soak.py asserts the same): delivered == accepted with
-the same ids and no duplicates; no reply other than the expected one for its kind; idle fds at
-the end == after warm-up; RSS growth after warm-up <= 10% + 5 MB; the daemon exits cleanly
-(status 0, no sanitizer report).
+the same ids and no duplicates, BATV bounces delivered to the untagged address; no reply other
+than the expected one for its kind; mxguard's log has one reject line per refused message,
+naming the expected check; idle fds at the end == after warm-up; RSS growth after warm-up
+<= 10% + 5 MB (allocator slack: per-thread caches, a heap that peaked at 50 concurrent
+sessions; DNS cache and state are bounded and filled during warm-up), under ASan plus
+ASAN_BYTES_PER_MESSAGE per message; the daemon exits cleanly (status 0, no sanitizer report).
+
+Under ASan the daemon runs without ASan's quarantine (see sanitizer_env()); RSS still creeps
+up by about 1 KB per message there (ASan's own bookkeeping, see asan_threads()), so only a
+build without sanitizers measures RSS finely: the full form is meant for a RelWithDebInfo
+build.
 """
 
 from __future__ import annotations
@@ -59,7 +69,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -123,6 +132,10 @@ DECISION = re.compile(r": (would reject|reject|discard): ([A-Z-]+) from .* check
 
 RSS_SLACK_RATIO = 0.10
 RSS_SLACK_BYTES = 5 * 1024 * 1024
+#: Under ASan only: RSS allowed per message after warm-up (see asan_threads()). Measured under
+#: ASan: 0.5-1.0 KB per message (6-9 MB over 9,000 messages, 19.5 MB over 39,000), where a
+#: RelWithDebInfo build of the same code grows by 0.1 MB over 18,000.
+ASAN_BYTES_PER_MESSAGE = 1536
 REPLY_TIMEOUT = 120.0  # well above Postfix's milter timeouts: a hang shows as such
 
 
@@ -352,7 +365,8 @@ class Client:
                     done += 1
                     await step(b"RSET\r\n", "250", kind, "RSET")
                     continue
-                key = await step(f"RCPT TO:<{rcpt}>\r\n".encode(), "250", kind,
+                key = await step(f"RCPT TO:<{rcpt}>\r\n".encode(),
+                                 FINAL[kind] if kind == "probe" else "250", kind,
                                  f"RCPT <{rcpt}>")
                 if kind == "probe":
                     tally.final(kind, key)
@@ -385,8 +399,8 @@ class Client:
     def fail(self, plan: Plan, done: int, what: str) -> None:
         """Count the transaction that went wrong and the ones the session never reached."""
         self.tally.wrong(what)
-        for kind in plan.kinds[done:]:
-            self.tally.final(kind, "not reached" if kind != plan.kinds[done] else "unexpected")
+        for i, kind in enumerate(plan.kinds[done:]):
+            self.tally.final(kind, "unexpected" if i == 0 else "not reached")
 
     async def read_reply(self, reader: asyncio.StreamReader) -> str:
         code, text = 0, ""
@@ -569,6 +583,9 @@ class Result:
     daemon_error: str | None = None
     banned_ok: int = 0
     decisions: Counter = field(default_factory=Counter)  # (word, stage, check) from the log
+    asan: bool = False  # the daemon runs with AddressSanitizer
+    threads_warm: int = 0  # threads started (ASan's count) at the warm-up sample
+    threads_end: int = 0
 
     def decisions_by_check(self) -> Counter:
         out: Counter = Counter()
@@ -604,7 +621,9 @@ class Result:
                       if k == "batv-bounce" and self.delivered_rcpt.get(i, "").startswith("prvs="))
 
     def rss_bound(self) -> int:
-        return int(self.warm.rss * (1 + RSS_SLACK_RATIO) + RSS_SLACK_BYTES)
+        after = self.options.messages - self.options.warmup_count()
+        asan = ASAN_BYTES_PER_MESSAGE * after if self.asan else 0
+        return int(self.warm.rss * (1 + RSS_SLACK_RATIO) + RSS_SLACK_BYTES + asan)
 
     def failures(self) -> list[str]:
         out = []
@@ -676,6 +695,12 @@ class Result:
             lines.append(f"  RSS growth after warm-up: {mb(self.end.rss - self.warm.rss)} "
                          f"(bound {mb(self.rss_bound() - self.warm.rss)}); fds end - warm: "
                          f"{self.end.fds - self.warm.fds}")
+        if self.asan and self.warm and self.end:
+            after = o.messages - o.warmup_count()
+            lines.append(f"  ASan build: {self.threads_end} threads started in all, "
+                         f"{self.threads_end - self.threads_warm} after warm-up; RSS growth "
+                         f"{(self.end.rss - self.warm.rss) / after:.0f} bytes per message after "
+                         f"warm-up ({ASAN_BYTES_PER_MESSAGE} allowed under ASan)")
         for ex in t.examples[:10]:
             lines.append(f"  unexpected: {ex}")
         for i in self.lost[:10]:
@@ -725,12 +750,35 @@ def sanitizer_env() -> dict[str, str]:
     shows is the sanitizer's, not the daemon's. The soak therefore runs without quarantine;
     every other ASan check stays on, LeakSanitizer runs at exit (with the suite's
     suppressions unless LSAN_OPTIONS says otherwise), and the other e2e tests keep the
-    quarantine.
+    quarantine. verbosity=1 makes ASan log "T<n>: stack ..." for each thread it starts, n
+    counting every thread ever started: see asan_threads().
     """
     asan = os.environ.get("ASAN_OPTIONS", "abort_on_error=0:print_summary=1")
-    return {"ASAN_OPTIONS": f"{asan}:quarantine_size_mb=0:thread_local_quarantine_size_kb=0",
+    return {"ASAN_OPTIONS": f"{asan}:quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
+                            ":verbosity=1",
             "LSAN_OPTIONS": os.environ.get(
                 "LSAN_OPTIONS", f"suppressions={REPO / 'tests' / 'lsan.supp'}:print_suppressions=0")}
+
+
+ASAN_THREAD = re.compile(r"^==\d+==T(\d+): stack ")
+
+
+def asan_threads(daemon: Mxguard) -> int:
+    """Threads the daemon has started so far, as ASan numbers them (it never reuses a number).
+
+    libmilter's worker pool starts a thread whenever a command arrives and no worker is idle,
+    and lets it end when more than one is idle: about 1.4-1.7 threads per message at 50
+    sessions. ASan keeps a record of every thread that ever ran (its thread registry does not
+    reuse entries) and hands each dying thread's allocator cache back to shared free lists:
+    the likely source of the RSS creep seen only under ASan (ASAN_BYTES_PER_MESSAGE).
+    """
+    last = 0
+    for line in reversed(daemon.log_lines(since_mark=False)):
+        m = ASAN_THREAD.match(line)
+        if m:
+            last = int(m.group(1))
+            break
+    return last
 
 
 def ban_clients(server: Postfix, daemon: Mxguard) -> int:
@@ -774,6 +822,7 @@ def run(opts: Options, log=print) -> Result:
         sink.start()
         state_dir = make_instance_dir("soak-state")
         daemon = Mxguard(mxguard_config(nsd, state_dir, redis), env=sanitizer_env()).start()
+        result.asan = "libasan" in Path(f"/proc/{daemon.proc.pid}/maps").read_text()
         result.start = idle_sample(daemon)
         hop = sink.nexthop
         server = Postfix(milter=daemon.socket, config={
@@ -798,12 +847,14 @@ def run(opts: Options, log=print) -> Result:
         result.seconds_warm = time.monotonic() - t0
         log(f"soak: warm-up: {warm_n} messages in {result.seconds_warm:.1f} s")
         result.warm = idle_sample(daemon)
+        result.threads_warm = asan_threads(daemon)
 
         t0 = time.monotonic()
         asyncio.run(client.run(main_plans, opts.sessions))
         result.seconds_main = time.monotonic() - t0
         log(f"soak: main: {opts.messages - warm_n} messages in {result.seconds_main:.1f} s")
         result.end = idle_sample(daemon)
+        result.threads_end = asan_threads(daemon)
         sampler.stop()
         result.during = sampler.samples
 
@@ -821,21 +872,25 @@ def run(opts: Options, log=print) -> Result:
             if m:
                 result.decisions[m.groups()] += 1
     finally:
-        if sampler:
-            sampler.stop()
-        if server:
-            server.stop()
-        if daemon:
+        # Each step on its own: one failing must not leave the others' processes running.
+        def stop_daemon() -> None:
             try:
                 daemon.stop()
             except MxguardError as e:
                 text = str(e)
-                head = text.split("\n", 1)[0]
-                result.daemon_error = head if len(text) < 6000 else head + "\n..." + text[-5000:]
-        sink.stop()
-        if redis:
-            redis.stop()
-        nsd.cleanup()
+                summary = [l for l in text.splitlines() if "SUMMARY:" in l or "ERROR:" in l]
+                result.daemon_error = " ".join([text.split("\n", 1)[0]] + summary[:2]) + \
+                    "\n" + text[-5000:]
+        steps = [sampler.stop if sampler else None, server.stop if server else None,
+                 stop_daemon if daemon else None, sink.stop, redis.stop if redis else None,
+                 nsd.cleanup]
+        for step in steps:
+            if step is None:
+                continue
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - report, and go on stopping the rest
+                log(f"soak: tear-down step {getattr(step, '__qualname__', step)} failed: {e!r}")
     return result
 
 
@@ -855,11 +910,11 @@ def main() -> int:
                    verbose=args.verbose)
     result = run(opts)
     print(result.report())
-    if result.failures():
+    if result.failures() or os.environ.get("MXGUARD_E2E_KEEP"):
         print(f"files kept in {util.run_dir()}")
-        return 1
-    shutil.rmtree(util.run_dir(), ignore_errors=True)
-    return 0
+    else:
+        shutil.rmtree(util.run_dir(), ignore_errors=True)
+    return 1 if result.failures() else 0
 
 
 if __name__ == "__main__":
