@@ -48,7 +48,8 @@ snapshot, metrics file) is not a leak.
 Checks (the verdict line; tests/e2e/test_soak.py asserts the same): delivered == accepted with
 the same ids and no duplicates, BATV bounces delivered to the untagged address; no reply other
 than the expected one for its kind; mxguard's log has one reject line per refused message,
-naming the expected check; idle fds at the end == after warm-up; RSS growth after warm-up
+naming the expected check; idle fds at the end == after warm-up (with --state redis: besides
+the pooled Redis connections, at most REDIS_POOL of them); RSS growth after warm-up
 <= 10% + 5 MB (allocator slack: per-thread caches, a heap that peaked at 50 concurrent
 sessions; DNS cache and state are bounded and filled during warm-up), under ASan plus
 ASAN_BYTES_PER_MESSAGE per message; the daemon exits cleanly (status 0, no sanitizer report).
@@ -136,6 +137,9 @@ RSS_SLACK_BYTES = 5 * 1024 * 1024
 #: ASan: 0.5-1.0 KB per message (6-9 MB over 9,000 messages, 19.5 MB over 39,000), where a
 #: RelWithDebInfo build of the same code grows by 0.1 MB over 18,000.
 ASAN_BYTES_PER_MESSAGE = 1536
+#: mxguard keeps at most this many idle Redis connections (RedisStore max_idle_connections):
+#: with --state redis the pool may still grow after warm-up, up to this.
+REDIS_POOL = 16
 REPLY_TIMEOUT = 120.0  # well above Postfix's milter timeouts: a hang shows as such
 
 
@@ -502,6 +506,12 @@ class Sample:
     rss: int  # bytes
     fds: int
     threads: int
+    pooled: int = 0  # of the fds: connections to Redis (--state redis)
+
+    @property
+    def own_fds(self) -> int:
+        """fds other than pooled Redis connections (mxguard keeps up to REDIS_POOL idle)."""
+        return self.fds - self.pooled
 
 
 def sample(pid: int) -> Sample:
@@ -545,9 +555,30 @@ def milter_connections(daemon: Mxguard) -> int:
         return sum(1 for line in f if line.rstrip().endswith(" " + path)) - 1
 
 
-def idle_sample(daemon: Mxguard, timeout: float = 60.0) -> Sample:
+def tcp_peers(pid: int, port: int) -> int:
+    """The process's open TCP connections to 127.0.0.1:`port` (Redis: the pooled ones)."""
+    inodes = set()
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    want = f"0100007F:{port:04X}"
+    n = 0
+    with open(f"/proc/{pid}/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if cols[2] == want and cols[9] in inodes:
+                n += 1
+    return n
+
+
+def idle_sample(daemon: Mxguard, redis_port: int = 0, timeout: float = 60.0) -> Sample:
     """Wait until no MTA connection is open to the daemon, then sample for about a second:
-    the fewest fds and threads seen, the last RSS."""
+    the fewest fds (and pooled Redis connections) and threads seen, the last RSS."""
     pid = daemon.proc.pid
     try:
         wait_until(lambda: milter_connections(daemon) <= 0, timeout, interval=0.1,
@@ -557,9 +588,13 @@ def idle_sample(daemon: Mxguard, timeout: float = 60.0) -> Sample:
     samples = []
     for _ in range(10):
         time.sleep(0.1)
-        samples.append(sample(pid))
-    return Sample(samples[-1].t, samples[-1].rss, min(s.fds for s in samples),
-                  min(s.threads for s in samples))
+        s = sample(pid)
+        if redis_port:
+            s.pooled = tcp_peers(pid, redis_port)
+        samples.append(s)
+    fewest = min(samples, key=lambda s: (s.own_fds, s.pooled))
+    return Sample(samples[-1].t, samples[-1].rss, fewest.fds,
+                  min(s.threads for s in samples), fewest.pooled)
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -651,8 +686,13 @@ class Result:
         if self.queue_left:
             out.append(f"{self.queue_left} messages left in Postfix's queue")
         if self.warm and self.end:
-            if self.end.fds != self.warm.fds:
-                out.append(f"fds {self.warm.fds} after warm-up, {self.end.fds} at the end")
+            if self.end.own_fds != self.warm.own_fds:
+                out.append(f"fds {self.warm.own_fds} after warm-up, {self.end.own_fds} at the "
+                           "end" + (" (besides pooled Redis connections)"
+                                    if self.options.state == "redis" else ""))
+            if self.end.pooled > REDIS_POOL:
+                out.append(f"{self.end.pooled} Redis connections open at the end, pool "
+                           f"holds at most {REDIS_POOL}")
             if self.end.rss > self.rss_bound():
                 out.append(f"RSS grew from {mb(self.warm.rss)} to {mb(self.end.rss)} "
                            f"(bound {mb(self.rss_bound())})")
@@ -684,7 +724,9 @@ class Result:
         lines.append("mxguard (idle samples)      RSS        fds  threads")
         for name, s in (("start", self.start), ("after warm-up", self.warm), ("end", self.end)):
             if s:
-                lines.append(f"  {name:24s} {mb(s.rss):>10s} {s.fds:6d} {s.threads:6d}")
+                pooled = f"   ({s.pooled} of the fds pooled Redis connections)" \
+                    if o.state == "redis" else ""
+                lines.append(f"  {name:24s} {mb(s.rss):>10s} {s.fds:6d} {s.threads:6d}{pooled}")
         if self.during:
             d = self.during
             lines.append(f"  during the load ({len(d)} samples): RSS {mb(min(s.rss for s in d))}"
@@ -694,7 +736,7 @@ class Result:
         if self.warm and self.end:
             lines.append(f"  RSS growth after warm-up: {mb(self.end.rss - self.warm.rss)} "
                          f"(bound {mb(self.rss_bound() - self.warm.rss)}); fds end - warm: "
-                         f"{self.end.fds - self.warm.fds}")
+                         f"{self.end.own_fds - self.warm.own_fds}")
         if self.asan and self.warm and self.end:
             after = o.messages - o.warmup_count()
             lines.append(f"  ASan build: {self.threads_end} threads started in all, "
@@ -823,7 +865,7 @@ def run(opts: Options, log=print) -> Result:
         state_dir = make_instance_dir("soak-state")
         daemon = Mxguard(mxguard_config(nsd, state_dir, redis), env=sanitizer_env()).start()
         result.asan = "libasan" in Path(f"/proc/{daemon.proc.pid}/maps").read_text()
-        result.start = idle_sample(daemon)
+        result.start = idle_sample(daemon, redis.port if redis else 0)
         hop = sink.nexthop
         server = Postfix(milter=daemon.socket, config={
             "default_transport": hop, "relay_transport": hop, "local_transport": hop,
@@ -846,14 +888,14 @@ def run(opts: Options, log=print) -> Result:
         asyncio.run(client.run(warm_plans, opts.sessions))
         result.seconds_warm = time.monotonic() - t0
         log(f"soak: warm-up: {warm_n} messages in {result.seconds_warm:.1f} s")
-        result.warm = idle_sample(daemon)
+        result.warm = idle_sample(daemon, redis.port if redis else 0)
         result.threads_warm = asan_threads(daemon)
 
         t0 = time.monotonic()
         asyncio.run(client.run(main_plans, opts.sessions))
         result.seconds_main = time.monotonic() - t0
         log(f"soak: main: {opts.messages - warm_n} messages in {result.seconds_main:.1f} s")
-        result.end = idle_sample(daemon)
+        result.end = idle_sample(daemon, redis.port if redis else 0)
         result.threads_end = asan_threads(daemon)
         sampler.stop()
         result.during = sampler.samples
