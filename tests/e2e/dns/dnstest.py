@@ -92,6 +92,9 @@ class Nsd:
             "  do-ip6: no",
             "  hide-version: yes",
             "  verbosity: 1",
+            # No response rate limiting: nsd's default (200 answers a second to one
+            # client) silently drops answers in the concurrency benchmarks.
+            "  rrl-ratelimit: 0",
             "remote-control:",
             "  control-enable: no",
         ]
