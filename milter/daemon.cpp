@@ -5,11 +5,13 @@
 #include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -200,6 +202,25 @@ StopKind wait_for_signals(const std::function<void()>& on_reload,
         return StopKind::Orderly;
     }
   }
+}
+
+FdLimit raise_fd_limit(unsigned long want) {
+  FdLimit out;
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    out.error = errno;
+    return out;
+  }
+  out.before = out.after = static_cast<unsigned long>(rl.rlim_cur);
+  const rlim_t target = std::min<rlim_t>(rl.rlim_max, want);
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < target) {
+    rl.rlim_cur = target;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+      out.after = static_cast<unsigned long>(target);
+    else
+      out.error = errno;
+  }
+  return out;
 }
 
 void poke_listener(const SocketSpec& socket) {

@@ -49,6 +49,17 @@ enum class StopKind { Orderly, Immediate };
 StopKind wait_for_signals(const std::function<void()>& on_reload,
                           const std::function<void()>& on_stats);
 
+// Each MTA connection holds a descriptor, and each DNS lookup in flight one more: under the
+// soft limit of 1024 that systemd and most shells set, about a thousand concurrent SMTP
+// sessions exhaust it (lookups fail with 451 4.4.3, libmilter's accept() spins until a
+// descriptor is free). Raises the soft limit towards the hard one, to at most `want`.
+// Nothing in the process waits with select(), so descriptors above FD_SETSIZE are safe.
+struct FdLimit {
+  unsigned long before = 0, after = 0;
+  int error = 0;  // errno of a failed setrlimit()
+};
+FdLimit raise_fd_limit(unsigned long want = 65536);
+
 // Wakes libmilter's listener (it notices a stop only when its select() returns) by
 // connecting to our own socket once; best effort.
 void poke_listener(const SocketSpec& socket);

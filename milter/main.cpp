@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <thread>
 
@@ -217,6 +218,11 @@ int main(int argc, char** argv) {
                            cfg->syslog);
   set_log_sink(&sink);
   milter::policy_holder().set(policy);
+  if (auto fds = milter::raise_fd_limit(); fds.error != 0)
+    log(LogLevel::Warning, "cannot raise the open files limit from {}: {}", fds.before,
+        std::strerror(fds.error));
+  else if (fds.after != fds.before)
+    log(LogLevel::Info, "open files limit raised from {} to {}", fds.before, fds.after);
 
   if (!milter::register_callbacks()) {
     log(LogLevel::Error, "smfi_register failed");
