@@ -26,12 +26,13 @@ def bench_bin(name: str) -> Path:
 
 
 def smtp_load(server, sessions: int, messages: int, sender: str, rcpt_pattern: str,
-              first: int = 1, size: int = 4096) -> dict:
+              first: int = 1, size: int = 4096, per_connection: int = 1) -> dict:
     """Run tests/bench/smtp_load against a Postfix; its JSON result ("{n}" in rcpt_pattern
-    becomes the message number, from `first`)."""
+    becomes the message number, from `first`; `per_connection` messages share a session)."""
     out = subprocess.run(
         [str(bench_bin("smtp_load")), "--host", server.host, "--port", str(server.port),
          "--sessions", str(sessions), "--messages", str(messages), "--size", str(size),
-         "--from", sender, "--to", rcpt_pattern, "--first", str(first)],
+         "--from", sender, "--to", rcpt_pattern, "--first", str(first),
+         "--per-connection", str(per_connection)],
         capture_output=True, text=True, check=True, timeout=1800)
     return json.loads(out.stdout)

@@ -15,13 +15,15 @@ mxguard daemons, each behind its own Postfix, identical but for the four DNS che
    "dns on" divided by "dns off" (target >= 0.95).
 
 All four variants are interleaved in rounds so the machine's noise falls on each; one SMTP
-session per message (connect, EHLO, MAIL, RCPT, DATA, QUIT) sent by smtp_load
+session per message (connect, EHLO, MAIL, RCPT, DATA, QUIT), or --per-connection messages
+per session as an MTA that reuses its connections sends them, by smtp_load
 (tests/bench/smtp_load.cpp), timed from the first connect of a batch to the last reply;
 Postfix delivers to discard. Rejected or tempfailed messages are counted and printed.
 
     MXGUARD_BIN=$PWD/build-perf/milter/mxguard MXGUARD_BENCH_BIN=$PWD/build-perf/tests/bench \
     tests/bench/dns_concurrency.py \
-        [--rounds 3] [--serial 60] [--parallel 500] [--sessions 50] [--delay-ms 50]
+        [--rounds 3] [--serial 60] [--parallel 500] [--sessions 50] [--delay-ms 50] \
+        [--per-connection 1]
 Needs a built mxguard, smtp_load (MXGUARD_BENCH_BIN, default build/tests/bench), nsd and
 Postfix (scripts/install-deps).
 """
@@ -50,12 +52,14 @@ DNS_CHECKS = ["null-mx", "no-mail-domain", "bogus-mx", "null-mx-sender"]
 BOGUS = REPO / "rules" / "bogus-networks.cidr"
 
 _blocks = itertools.count(0)
+PER_CONNECTION = 1  # --per-connection
 
 
 def batch(server, rcpt_pattern: str, first: int, n: int, sessions: int) -> tuple[float, Counter]:
     """Send n messages, one per SMTP session, `sessions` at a time, with smtp_load (C++: the
     client must not be what limits); return (wall seconds, Counter of final reply codes)."""
-    res = smtp_load(server, sessions, n, SENDER, rcpt_pattern, first, size=1024)
+    res = smtp_load(server, sessions, n, SENDER, rcpt_pattern, first, size=1024,
+                    per_connection=PER_CONNECTION)
     return res["seconds"], Counter({int(k): v for k, v in res["codes"].items()})
 
 
@@ -77,7 +81,11 @@ def main() -> int:
                     help="messages at N sessions, total per variant")
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--delay-ms", type=int, default=50)
+    ap.add_argument("--per-connection", type=int, default=1,
+                    help="messages per SMTP session (as an MTA reusing its connections)")
     args = ap.parse_args()
+    global PER_CONNECTION
+    PER_CONNECTION = args.per_connection
 
     nsd = Nsd().start()
     proxy = Responder(f"delay:{args.delay_ms}:{nsd.server}").start()
@@ -127,7 +135,7 @@ def main() -> int:
 
         rate = {k: v[1] / v[0] for k, v in res.items()}
         print(f"DNS route checks through Postfix, DNS answering after {args.delay_ms} ms, "
-              f"{args.rounds} interleaved rounds, one SMTP session per message")
+              f"{args.rounds} interleaved rounds, {args.per_connection} message(s) per SMTP session")
         for k, (secs, n, codes) in res.items():
             replies = ", ".join(f"{c} x {m}" for c, m in sorted(codes.items()))
             print(f"  {k:14s} {n:5d} msgs in {secs:7.2f} s = {rate[k]:8.1f} msgs/s   "
