@@ -507,7 +507,7 @@ def test_mta_dropping_the_connection_at_every_stage(postfix, mxguard, tables, si
     assert "waiting for" not in d.log_text()
 
 
-def test_mta_hanging_up_while_mxguard_waits_for_dns(mxguard, sink):
+def test_mta_hanging_up_while_mxguard_waits_for_dns(mxguard):
     with Responder("silent") as dns:
         d = start(mxguard, dns_config(dns.server).replace("dns-timeout = 300ms",
                                                           "dns-timeout = 1s"))
