@@ -198,11 +198,13 @@ def main() -> int:
     finally:
         for s in sessions:
             s.close()
-        if postfix:
-            postfix.stop()
-        daemon.stop()
-        silent.stop()
-        nsd.cleanup()
+        try:
+            if postfix:
+                postfix.stop()
+            daemon.stop()
+        finally:
+            silent.stop()
+            nsd.cleanup()
     return 0
 
 
