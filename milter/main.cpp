@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <thread>
@@ -154,8 +155,16 @@ int main(int argc, char** argv) {
   // thread takes the signals (see daemon.h).
   milter::block_signals();
   // "mxguard audit DOMAIN...": explain mail routes and exit (see dns/audit.h).
-  if (argc > 1 && std::string_view(argv[1]) == "audit")
-    return dns::run_audit(std::vector<std::string>(argv + 2, argv + argc));
+  if (argc > 1 && std::string_view(argv[1]) == "audit") {
+    const int status = dns::run_audit(std::vector<std::string>(argv + 2, argv + argc));
+    // A lookup given up at the deadline may wait for its own timeouts yet: rather than make the
+    // command wait for it too, or tear down ldns and OpenSSL under it, end without exit handlers.
+    if (!dns::join_lookup_threads(std::chrono::milliseconds(0))) {
+      std::fflush(nullptr);
+      std::_Exit(status);
+    }
+    return status;
+  }
   CommandLine cl;
   for (int i = 1; i < argc; ++i)
     cl.args.emplace_back(argv[i]);
@@ -310,5 +319,11 @@ int main(int argc, char** argv) {
   log(LogLevel::Notice, "mxguard stopped");
   if (!cfg->pidfile.empty()) unlink(cfg->pidfile.c_str());
   if (socket->kind == milter::SocketSpec::Kind::Local) unlink(socket->path.c_str());
-  return gave_up ? EX_SOFTWARE : EX_OK;
+  const int status = gave_up ? EX_SOFTWARE : EX_OK;
+  // As for audit: a lookup given up at its deadline is not worth waiting for its timeouts.
+  if (!dns::join_lookup_threads(std::chrono::seconds(2))) {
+    std::fflush(nullptr);
+    std::_Exit(status);
+  }
+  return status;
 }

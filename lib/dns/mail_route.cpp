@@ -4,8 +4,14 @@
 #include <idn2.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <functional>
 #include <future>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 namespace mxguard::dns {
 
@@ -57,6 +63,71 @@ std::optional<Chain> cached_chain(Resolver& r, const std::string& name, RrType t
   }
 }
 
+// The threads of lookups that may outlive the analysis that started them. None is detached:
+// one that has finished is joined by the next start, and join_lookup_threads() takes the rest
+// before the process ends, so that none is still inside ldns or OpenSSL when exit handlers
+// tear those down.
+class LookupThreads {
+ public:
+  // Never destroyed: a thread still running at exit must find it intact. A program that does
+  // not call join_lookup_threads() itself (the unit tests) still joins them on its way out.
+  static LookupThreads& instance() {
+    static auto* threads = [] {
+      auto* t = new LookupThreads;
+      std::atexit([] { instance().join_all(std::chrono::seconds(5)); });
+      return t;
+    }();
+    return *threads;
+  }
+
+  // Runs `work` on a new thread; std::system_error when none can be had.
+  void start(std::function<void()> work) {
+    reap();
+    std::lock_guard lock(mutex_);
+    const std::uint64_t id = next_id_++;
+    // The thread reports its end under the lock, which it cannot take before it is listed.
+    running_.emplace(id, std::thread([this, id, work = std::move(work)]() mutable {
+                       work();
+                       // What the work held (the resolver) goes before the thread says it is done.
+                       work = nullptr;
+                       std::lock_guard done_lock(mutex_);
+                       finished_.push_back(id);
+                       ended_.notify_all();
+                     }));
+  }
+
+  bool join_all(std::chrono::milliseconds wait) {
+    std::unique_lock lock(mutex_);
+    const bool all =
+        ended_.wait_for(lock, wait, [&] { return finished_.size() == running_.size(); });
+    lock.unlock();
+    reap();
+    return all;
+  }
+
+ private:
+  void reap() {
+    std::vector<std::thread> done;
+    {
+      std::lock_guard lock(mutex_);
+      for (std::uint64_t id : finished_) {
+        auto it = running_.find(id);
+        done.push_back(std::move(it->second));
+        running_.erase(it);
+      }
+      finished_.clear();
+    }
+    for (auto& t : done)
+      t.join();  // past its work already: only the thread's own exit is waited for
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ended_;
+  std::uint64_t next_id_ = 0;
+  std::unordered_map<std::uint64_t, std::thread> running_;  // started, not joined yet
+  std::vector<std::uint64_t> finished_;                     // of those, the ones that are done
+};
+
 // A lookup that is either answered already or running on its own thread.
 class Job {
  public:
@@ -69,15 +140,15 @@ class Job {
     auto promise = std::make_shared<std::promise<Chain>>();
     future_ = promise->get_future();
     try {
-      // Detached: if the caller gives up at the deadline, the query still ends on its own
-      // timeout and its answer warms the cache. The thread keeps the resolver alive.
-      std::thread([r, name, type, max_chain, promise] {
+      // If the caller gives up at the deadline, the query still ends on its own timeout and
+      // its answer warms the cache. The thread keeps the resolver alive.
+      LookupThreads::instance().start([r, name, type, max_chain, promise] {
         try {
           promise->set_value(resolve_chain(*r, name, type, max_chain));
         } catch (...) {
           promise->set_exception(std::current_exception());
         }
-      }).detach();
+      });
     } catch (const std::system_error&) {
       // No thread to be had: ask in this one.
       done_ = resolve_chain(*r, name, type, max_chain);
@@ -188,6 +259,10 @@ Expected<std::string, std::string> to_a_label(std::string_view domain) {
     start = dot + 1;
   }
   return d;
+}
+
+bool join_lookup_threads(std::chrono::milliseconds wait) {
+  return LookupThreads::instance().join_all(wait);
 }
 
 RouteAnalyzer::RouteAnalyzer(std::shared_ptr<Resolver> resolver,
