@@ -2,6 +2,7 @@
 // line), opens the milter socket, drops privileges, and hands over to libmilter.
 #include <fcntl.h>
 #include <libmilter/mfapi.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -288,10 +289,14 @@ int main(int argc, char** argv) {
   release_parent();
   std::atomic<int> rc{MI_SUCCESS};
   std::atomic<bool> stop_requested{false};
-  std::thread libmilter([&rc, &stop_requested] {
+  std::atomic<bool> returned{false};
+  const pthread_t main_thread = pthread_self();
+  std::thread libmilter([&rc, &stop_requested, &returned, main_thread] {
     rc = smfi_main();
-    // libmilter gave up by itself (not through smfi_stop): wake the main thread.
-    if (!stop_requested) kill(getpid(), SIGTERM);
+    returned = true;
+    // libmilter stopped by itself (it gave up, or its signal thread took a SIGTERM meant for
+    // us): wake the main thread. Sent to that thread, since libmilter's also waits for SIGTERM.
+    if (!stop_requested) pthread_kill(main_thread, SIGTERM);
   });
   milter::StopKind stop =
       milter::wait_for_signals([&cl, &state_runtime] { reload(cl, state_runtime); }, log_stats);
@@ -310,8 +315,13 @@ int main(int argc, char** argv) {
   // have been running yet when a stop signal came right after start-up).
   const bool gave_up = rc != MI_SUCCESS;
   stop_requested = true;
-  smfi_stop();
-  milter::poke_listener(*socket);
+  // Once smfi_main() has returned, libmilter's mutexes are destroyed: smfi_stop() would lock
+  // them. (Not a SIGTERM to libmilter's own signal thread instead: that thread then ends while
+  // libmilter's exit handler destroys the mutex it still holds.)
+  if (!returned) {
+    smfi_stop();
+    milter::poke_listener(*socket);
+  }
   libmilter.join();
   milter::set_state(nullptr);
   state_runtime.stop();  // the last snapshot of the state file
