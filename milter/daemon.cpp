@@ -1,5 +1,6 @@
 #include "daemon.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <netdb.h>
@@ -8,12 +9,17 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <initializer_list>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -168,40 +174,111 @@ bool write_pidfile(const std::string& path, std::string* error) {
 }
 
 namespace {
-sigset_t handled_signals() {
+sigset_t signal_set(std::initializer_list<int> signals) {
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : {SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGINT})
+  for (int sig : signals)
     sigaddset(&set, sig);
   return set;
 }
+const sigset_t kStopSignals = signal_set({SIGHUP, SIGTERM, SIGINT});
+const sigset_t kWorkSignals = signal_set({SIGUSR1, SIGUSR2});
 }  // namespace
 
 void block_signals() {
-  sigset_t set = handled_signals();
-  sigaddset(&set, SIGPIPE);  // a dropped MTA connection is an error return, not a death
+  sigset_t set = signal_set({SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGPIPE});
+  // SIGPIPE: a dropped MTA connection is an error return, not a death.
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-StopKind wait_for_signals(const std::function<void()>& on_reload,
-                          const std::function<void()>& on_stats) {
-  const sigset_t set = handled_signals();
+SignalDispatcher::SignalDispatcher(std::function<void()> on_reload, std::function<void()> on_stats)
+    : on_reload_(std::move(on_reload)), on_stats_(std::move(on_stats)) {
+  worker_ = std::thread([this] { work(); });
+}
+
+SignalDispatcher::~SignalDispatcher() {
+  stop_worker();
+}
+
+void SignalDispatcher::work() {
+  worker_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
   for (;;) {
     int sig = 0;
-    if (sigwait(&set, &sig) != 0) continue;
-    switch (sig) {
-      case SIGUSR1:
-        on_reload();
-        break;
-      case SIGUSR2:
-        on_stats();
-        break;
-      case SIGINT:
-        return StopKind::Immediate;
-      default:
-        return StopKind::Orderly;
+    if (sigwait(&kWorkSignals, &sig) != 0) continue;
+    if (done_) return;
+    if (sig == SIGUSR1)
+      on_reload_();
+    else
+      on_stats_();
+  }
+}
+
+void SignalDispatcher::stop_worker() {
+  if (!worker_.joinable()) return;
+  done_ = true;
+  pthread_kill(worker_.native_handle(), SIGUSR2);  // wakes its sigwait(), or ends the next one
+  worker_.join();
+}
+
+namespace {
+// Whether thread `tid` of this process is blocked in sigwait() now; nullopt when /proc cannot
+// say. (Readable by the process's own threads whatever its privileges.)
+std::optional<bool> in_sigwait(pid_t tid) {
+  const std::string path = fmt::format("/proc/self/task/{}/syscall", tid);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[32] = {};
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return std::nullopt;
+  return std::strtol(buf, nullptr, 10) == SYS_rt_sigtimedwait && buf[0] != 'r';  // "running"
+}
+}  // namespace
+
+bool SignalDispatcher::another_thread_in_sigwait() const {
+  DIR* dir = opendir("/proc/self/task");
+  if (!dir) return true;
+  bool found = false;
+  while (dirent* entry = readdir(dir)) {
+    const auto tid = static_cast<pid_t>(std::strtol(entry->d_name, nullptr, 10));
+    if (tid <= 0 || tid == waiter_ || tid == worker_tid_) continue;
+    if (in_sigwait(tid).value_or(true)) {
+      found = true;
+      break;
     }
   }
+  closedir(dir);
+  return found;
+}
+
+void SignalDispatcher::await_waiting() const {
+  while (!waiting_)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // waiting_ is set just before the call: wait for the call itself (a moment, or not at all),
+  // then until no stop signal is pending. One that came a moment ago waits for the main
+  // thread to be scheduled and take it; a signal thread that called sigwait() meanwhile would
+  // take it first.
+  for (int i = 0; i < 1000; ++i) {
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    const bool stop_pending = sigismember(&pending, SIGTERM) == 1 ||
+                              sigismember(&pending, SIGHUP) == 1 ||
+                              sigismember(&pending, SIGINT) == 1;
+    const auto waiting = in_sigwait(waiter_);
+    if (!stop_pending && (!waiting || *waiting)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+StopKind SignalDispatcher::wait() {
+  int sig = 0;
+  waiter_ = static_cast<pid_t>(syscall(SYS_gettid));
+  waiting_ = true;
+  while (sigwait(&kStopSignals, &sig) != 0) {
+  }
+  stop_worker();  // a reload under way finishes first: what stops next uses its state
+  return sig == SIGINT ? StopKind::Immediate : StopKind::Orderly;
 }
 
 FdLimit raise_fd_limit(unsigned long want) {

@@ -1,12 +1,15 @@
 // Daemon life: the milter socket (stale-socket removal), privileges, pidfile, detaching, and
-// the signal thread (SIGUSR1 reload, SIGUSR2 stats). libmilter itself handles SIGHUP, SIGTERM
-// (orderly stop) and SIGINT (abort) in its own signal thread.
-// Threading: called from main() before smfi_main(), except the signal thread it starts.
+// signals (SIGUSR1 reload, SIGUSR2 stats, SIGTERM/SIGHUP/SIGINT stop; see below).
+// Threading: called from main() before smfi_main(), except SignalDispatcher's sigwait thread.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
+#include <thread>
+
+#include <sys/types.h>
 
 namespace mxguard::milter {
 
@@ -36,18 +39,51 @@ bool write_pidfile(const std::string& path, std::string* error);
 
 // Signals. libmilter's own signal thread stops it at once on SIGTERM/SIGHUP, and Debian's
 // libmilter (built with its worker pool) then drops every open session: mail in flight would
-// get the MTA's temporary failure. So libmilter runs in a thread of its own, and the main
-// thread, which the kernel prefers for signals sent to the process, takes them all:
-// SIGUSR1 reload, SIGUSR2 stats, SIGTERM/SIGHUP stop after the open transactions, SIGINT stop
-// at once. Only then is libmilter told to stop (smfi_stop()).
+// get the MTA's temporary failure. So libmilter runs in a thread of its own, and mxguard takes
+// the signals: SIGTERM/SIGHUP stop after the open transactions, SIGINT stops at once (both in
+// the main thread), SIGUSR1 reloads and SIGUSR2 logs stats (in a sigwait thread of its own).
+// Only then is libmilter told to stop (smfi_stop()).
+//
+// Every thread blocks them all; libmilter's signal thread waits for SIGTERM in sigwait() too,
+// and the kernel gives a signal sent to the process to its main thread when that thread is
+// waiting for it, otherwise to any other thread that is. So the main thread does nothing but
+// wait for the stop signals, from before libmilter starts until one comes: a main thread that
+// also reloaded lost a SIGTERM sent during a reload to libmilter. (A handler instead of
+// sigwait() would not need the ordering, but ThreadSanitizer, which defers handlers, lost
+// stop signals that way.)
 
 // Blocks the signals above in the calling thread, so in every thread started after it.
 void block_signals();
 
 enum class StopKind { Orderly, Immediate };
-// Waits for signals in the calling (main) thread, calling the handlers, until a stop signal.
-StopKind wait_for_signals(const std::function<void()>& on_reload,
-                          const std::function<void()>& on_stats);
+
+class SignalDispatcher {
+ public:
+  // Starts the sigwait thread for SIGUSR1/SIGUSR2; after block_signals().
+  SignalDispatcher(std::function<void()> on_reload, std::function<void()> on_stats);
+  ~SignalDispatcher();  // waits for a reload under way
+  SignalDispatcher(const SignalDispatcher&) = delete;
+  SignalDispatcher& operator=(const SignalDispatcher&) = delete;
+
+  // In the main thread: waits for a stop signal, then for a reload under way.
+  StopKind wait();
+  // Returns once wait() waits: libmilter's thread calls it before smfi_main(), so that its
+  // signal thread never waits alone.
+  void await_waiting() const;
+  // Whether a thread other than mxguard's two waits in sigwait(): after smfi_main() returned by
+  // itself, libmilter's signal thread still does when libmilter gave up, and has ended when
+  // it took a stop signal (it may, just as libmilter starts). True when /proc cannot say.
+  bool another_thread_in_sigwait() const;
+
+ private:
+  void work();
+  void stop_worker();
+
+  std::function<void()> on_reload_, on_stats_;
+  std::atomic<bool> done_{false}, waiting_{false};
+  std::atomic<pid_t> waiter_{0}, worker_tid_{0};  // the threads in wait() and work()
+  std::thread worker_;
+};
 
 // Each MTA connection holds a descriptor, and each DNS lookup in flight one more: under the
 // soft limit of 1024 that systemd and most shells set, about a thousand concurrent SMTP

@@ -152,8 +152,7 @@ void release_parent() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Before any thread exists, so that every thread inherits the mask and only the main
-  // thread takes the signals (see daemon.h).
+  // Before any thread exists, so that every thread inherits the mask (see daemon.h).
   milter::block_signals();
   // "mxguard audit DOMAIN...": explain mail routes and exit (see dns/audit.h).
   if (argc > 1 && std::string_view(argv[1]) == "audit") {
@@ -285,21 +284,28 @@ int main(int argc, char** argv) {
     return EX_CONFIG;
   }
   log(LogLevel::Notice, "mxguard {} listening on {}", MXGUARD_VERSION, cfg->socket);
+  milter::SignalDispatcher signals([&cl, &state_runtime] { reload(cl, state_runtime); }, log_stats);
   milter::notify_ready();  // the socket is open and privileges are dropped
   release_parent();
   std::atomic<int> rc{MI_SUCCESS};
   std::atomic<bool> stop_requested{false};
   std::atomic<bool> returned{false};
+  std::atomic<bool> took_stop{false};
   const pthread_t main_thread = pthread_self();
-  std::thread libmilter([&rc, &stop_requested, &returned, main_thread] {
+  std::thread libmilter([&rc, &stop_requested, &returned, &took_stop, &signals, main_thread] {
+    signals.await_waiting();  // before smfi_main() starts libmilter's signal thread
     rc = smfi_main();
+    if (!stop_requested && rc != MI_SUCCESS && !signals.another_thread_in_sigwait())
+      took_stop = true;  // not a failure: its signal thread took a stop signal and ended
     returned = true;
     // libmilter stopped by itself (it gave up, or its signal thread took a SIGTERM meant for
     // us): wake the main thread. Sent to that thread, since libmilter's also waits for SIGTERM.
     if (!stop_requested) pthread_kill(main_thread, SIGTERM);
   });
-  milter::StopKind stop =
-      milter::wait_for_signals([&cl, &state_runtime] { reload(cl, state_runtime); }, log_stats);
+  const milter::StopKind stop = signals.wait();
+  // libmilter stopped before any stop signal reached us: it gave up (or its signal thread took
+  // the only one, which the ordering in daemon.h makes all but impossible).
+  const bool by_itself = returned;
 
   milter::notify_stopping();
   // Let the MTA finish the transactions under way before libmilter drops its sessions. Idle
@@ -311,16 +317,32 @@ int main(int argc, char** argv) {
     while (milter::stats().transactions.load() > 0 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  // From here on, whatever smfi_main() returns is the orderly stop we asked for (it may not
-  // have been running yet when a stop signal came right after start-up).
-  const bool gave_up = rc != MI_SUCCESS;
+  // Otherwise whatever smfi_main() returns is the stop we asked for: it may not have been
+  // listening yet when a stop signal came right after start-up, or a second SIGTERM during the
+  // wait above may have reached its signal thread.
+  const bool gave_up = by_itself && rc != MI_SUCCESS && !took_stop;
   stop_requested = true;
+  if (gave_up)
+    log(LogLevel::Error, "libmilter gave up (see its messages in the mail log)");
+  else if (by_itself)
+    log(LogLevel::Warning, "libmilter took the stop signal itself; open sessions were dropped");
   // Once smfi_main() has returned, libmilter's mutexes are destroyed: smfi_stop() would lock
   // them. (Not a SIGTERM to libmilter's own signal thread instead: that thread then ends while
   // libmilter's exit handler destroys the mutex it still holds.)
   if (!returned) {
+    // smfi_stop() raises libmilter's stop flag, then waits for the listener's lock, which the
+    // listener holds while it sits in select() for up to 5 s: a connection to our own socket
+    // wakes it. Made from beside, since smfi_stop() does not return before.
+    std::atomic<bool> stopped{false};
+    std::thread poker([&stopped, &socket] {
+      while (!stopped) {
+        milter::poke_listener(*socket);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
     smfi_stop();
-    milter::poke_listener(*socket);
+    stopped = true;
+    poker.join();
   }
   libmilter.join();
   milter::set_state(nullptr);
