@@ -80,12 +80,41 @@ def test_ready_reloading_and_stopping_are_notified(tmp_path, fake_systemd):
 
         proc.send_signal(signal.SIGTERM)
         fake_systemd.messages_until("STOPPING=1")
-        assert proc.wait(timeout=40) == 0
+        rc = proc.wait(timeout=40)
+        assert rc == 0, proc.stderr.read() if proc.stderr else ""
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert "ERROR: AddressSanitizer" not in (proc.stderr.read() if proc.stderr else "")
+
+
+def test_stop_during_a_reload_is_an_orderly_stop(tmp_path):
+    """`systemctl reload` then `stop` at once: the SIGTERM must reach mxguard, not libmilter's
+    own signal thread (which stops at once, drops the sessions, and made mxguard exit 70 for
+    one such stop in seven when mxguard reloaded on the thread that waited for it)."""
+    checks = [c for c in CHECKS_OFF if c.split("=")[0].lstrip("-") in help_options()]
+    for i in range(10):
+        (tmp_path / f"run{i}").mkdir()
+        fake = FakeSystemd(tmp_path / f"run{i}")
+        milter = tmp_path / f"run{i}" / "m.sock"
+        env = dict(os.environ, NOTIFY_SOCKET=fake.path)
+        proc = subprocess.Popen([str(mxguard_binary()), "-f", "--syslog=no", "-p",
+                                 f"unix:{milter}", *checks], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            fake.messages_until("READY=1")
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.002 * (i % 4))  # during the reload, at different points
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=40)
+            err = proc.stderr.read() if proc.stderr else ""
+            assert rc == 0, f"run {i}: exit {rc}\n{err}"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            fake.close()
 
 
 def test_no_notify_socket_no_trouble(tmp_path):
