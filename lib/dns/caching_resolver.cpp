@@ -5,6 +5,7 @@
 #include <future>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 namespace mxguard::dns {
@@ -99,7 +100,7 @@ std::optional<DnsResult> CachingResolver::try_cached(std::string_view name, RrTy
 DnsResult CachingResolver::lookup(std::string_view name, RrType type) {
   std::string key = cache_key(name, type);
   Shard& s = shard_for(key);
-  std::promise<DnsResult> promise;
+  std::optional<std::promise<DnsResult>> promise;  // only on a miss: it allocates
   {
     std::unique_lock lock(s.mu);
     if (const DnsAnswer* a = s.find(key, now())) {
@@ -112,7 +113,8 @@ DnsResult CachingResolver::lookup(std::string_view name, RrType type) {
       coalesced_++;
       return f.get();
     }
-    s.inflight.emplace(key, promise.get_future().share());
+    promise.emplace();
+    s.inflight.emplace(key, promise->get_future().share());
   }
   misses_++;
   std::optional<DnsResult> result;
@@ -133,7 +135,7 @@ DnsResult CachingResolver::lookup(std::string_view name, RrType type) {
     }
     s.inflight.erase(key);
   }
-  promise.set_value(*result);
+  promise->set_value(*result);
   return std::move(*result);
 }
 
