@@ -58,7 +58,7 @@ void skip_cfws(std::string_view s, std::size_t& i) {
       int depth = 0;
       while (i < s.size()) {
         if (s[i] == '\\') {
-          i += 2;
+          i = std::min(i + 2, s.size());  // a quoted-pair; a trailing backslash ends the text
           continue;
         }
         if (s[i] == '(') ++depth;
