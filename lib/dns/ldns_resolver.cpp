@@ -346,6 +346,10 @@ DnsResult LdnsResolver::lookup(std::string_view name_in, RrType type) {
       ldns_status st = ldns_resolver_send_pkt(&raw, res, query.get());
       PktPtr reply(raw);
       if (st != LDNS_STATUS_OK || !reply) {
+        // ldns marks a server that did not answer as unreachable and skips it from then on;
+        // this thread's resolvers serve many lookups, so the next one starts afresh.
+        ldns_resolver_deep_free(res);
+        res = nullptr;
         const bool timeout = st == LDNS_STATUS_NETWORK_ERR || st == LDNS_STATUS_RES_NO_NS;
         last = DnsError{timeout ? DnsError::Kind::Timeout : DnsError::Kind::Malformed,
                         fmt::format("{} asking {} for {}/{}",

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -63,8 +64,11 @@ std::optional<Chain> cached_chain(Resolver& r, const std::string& name, RrType t
   }
 }
 
-// The threads of lookups that may outlive the analysis that started them. None is detached:
-// one that has finished is joined by the next start, and join_lookup_threads() takes the rest
+// The threads that run lookups, which may outlive the analysis that started them. A thread
+// that has finished a lookup waits 30 s for the next one (up to 64 threads wait; the rest
+// end), so that a busy server reuses its threads and, with them, each thread's ldns resolvers
+// (see ldns_resolver.cpp). A lookup never waits for a busy thread: when none is idle, a new
+// one starts. None is detached: join_lookup_threads() ends the idle ones and joins them all
 // before the process ends, so that none is still inside ldns or OpenSSL when exit handlers
 // tear those down.
 class LookupThreads {
@@ -80,32 +84,63 @@ class LookupThreads {
     return *threads;
   }
 
-  // Runs `work` on a new thread; std::system_error when none can be had.
+  // Runs `work` on an idle thread or a new one; std::system_error when none can be had.
   void start(std::function<void()> work) {
     reap();
     std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(work));
+    if (queue_.size() <= idle_) {
+      woken_.notify_one();
+      return;
+    }
     const std::uint64_t id = next_id_++;
-    // The thread reports its end under the lock, which it cannot take before it is listed.
-    running_.emplace(id, std::thread([this, id, work = std::move(work)]() mutable {
-                       work();
-                       // What the work held (the resolver) goes before the thread says it is done.
-                       work = nullptr;
-                       std::lock_guard done_lock(mutex_);
-                       finished_.push_back(id);
-                       ended_.notify_all();
-                     }));
+    try {
+      running_.emplace(id, std::thread([this, id] { serve(id); }));
+    } catch (...) {
+      queue_.pop_back();
+      throw;
+    }
   }
 
   bool join_all(std::chrono::milliseconds wait) {
     std::unique_lock lock(mutex_);
+    ++stopping_;
+    woken_.notify_all();
     const bool all =
         ended_.wait_for(lock, wait, [&] { return finished_.size() == running_.size(); });
+    --stopping_;
     lock.unlock();
     reap();
     return all;
   }
 
  private:
+  static constexpr auto kIdleWait = std::chrono::seconds(30);
+  static constexpr std::size_t kMaxIdle = 64;  // after a burst, the rest end at once
+
+  void serve(std::uint64_t id) {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (queue_.empty()) {
+        if (idle_ >= kMaxIdle) break;
+        ++idle_;
+        const bool got =
+            woken_.wait_for(lock, kIdleWait, [&] { return !queue_.empty() || stopping_ > 0; });
+        --idle_;
+        if (!got || queue_.empty()) break;
+      }
+      std::function<void()> work = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      work();
+      // What the work held (the resolver) goes before the thread can be counted as done.
+      work = nullptr;
+      lock.lock();
+    }
+    finished_.push_back(id);
+    ended_.notify_all();
+  }
+
   void reap() {
     std::vector<std::thread> done;
     {
@@ -118,14 +153,18 @@ class LookupThreads {
       finished_.clear();
     }
     for (auto& t : done)
-      t.join();  // past its work already: only the thread's own exit is waited for
+      t.join();  // past its last work already: only the thread's own exit is waited for
   }
 
   std::mutex mutex_;
+  std::condition_variable woken_;  // work queued, or join_all() wants the idle threads to end
   std::condition_variable ended_;
+  std::deque<std::function<void()>> queue_;  // started lookups no thread has taken yet
+  std::size_t idle_ = 0;                     // threads waiting for work
+  int stopping_ = 0;                         // join_all() calls in progress
   std::uint64_t next_id_ = 0;
   std::unordered_map<std::uint64_t, std::thread> running_;  // started, not joined yet
-  std::vector<std::uint64_t> finished_;                     // of those, the ones that are done
+  std::vector<std::uint64_t> finished_;                     // of those, the ones that ended
 };
 
 // A lookup that is either answered already or running on its own thread.

@@ -15,9 +15,10 @@
 //   invalid        the domain is not a usable DNS name (policy decides, as for tempfail)
 // Who uses it: the DNS checks (once per recipient, see checks/route_lookup.h), `mxguard audit`.
 // Thread-safety: RouteAnalyzer is immutable and used by all sessions at once. Lookups that the
-// resolver cannot answer from its cache run on short-lived threads, so the caller can give up
-// at the deadline; those threads hold the resolver alive until their query ends, and the
-// process joins them before it exits (join_lookup_threads()).
+// resolver cannot answer from its cache run on lookup threads (up to 64 idle ones are kept 30 s
+// for the next lookup, so that a busy server reuses them and their ldns resolvers), so the
+// caller can give up at the deadline; a lookup holds the resolver alive until its query ends,
+// and the process ends the threads and joins them before it exits (join_lookup_threads()).
 #pragma once
 
 #include <chrono>
@@ -82,10 +83,10 @@ struct RouteOptions {
 // checks the result is a host name DNS can carry (labels 1..63 octets, name ≤ 253).
 Expected<std::string, std::string> to_a_label(std::string_view domain);
 
-// Waits up to `wait` for the lookup threads still running (their callers gave up at the
-// deadline) and joins them; false when some are still running. The process calls it before
-// it ends: a lookup thread left running would meet static destructors and OpenSSL's exit
-// handler tearing down what it uses.
+// Ends the idle lookup threads, waits up to `wait` for those still in a lookup (their callers
+// gave up at the deadline) and joins them; false when some are still running. The process
+// calls it before it ends: a lookup thread left running would meet static destructors and
+// OpenSSL's exit handler tearing down what it uses.
 bool join_lookup_threads(std::chrono::milliseconds wait);
 
 class RouteAnalyzer {
