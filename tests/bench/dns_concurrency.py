@@ -4,7 +4,7 @@ through a private Postfix, with a DNS server that answers every query after 50 m
 "Figures").
 
 A real nsd serves tests/data/zones; a delaying UDP proxy of the test suite's own
-(dnstest.Responder("delay:50:...")) sits in front of it, and mxguard asks the proxy. Two
+(tests/bench/dns_delay, one C++ thread) sits in front of it, and mxguard asks the proxy. Two
 mxguard daemons, each behind its own Postfix, identical but for the four DNS checks
 (null-mx, no-mail-domain, bogus-mx, null-mx-sender): "dns on" and "dns off".
 
@@ -24,7 +24,7 @@ Postfix delivers to discard. Rejected or tempfailed messages are counted and pri
     tests/bench/dns_concurrency.py \
         [--rounds 3] [--serial 60] [--parallel 500] [--sessions 50] [--delay-ms 50] \
         [--per-connection 1]
-Needs a built mxguard, smtp_load (MXGUARD_BENCH_BIN, default build/tests/bench), nsd and
+Needs a built mxguard, smtp_load and dns_delay (MXGUARD_BENCH_BIN, default build/tests/bench), nsd and
 Postfix (scripts/install-deps).
 """
 
@@ -41,11 +41,11 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent / "e2e"))
 sys.path.insert(0, str(HERE.parent / "e2e" / "dns"))
 
-from dnstest import Nsd, Responder  # noqa: E402
+from dnstest import Nsd  # noqa: E402
 from harness.milter import Mxguard  # noqa: E402
 from harness.postfix import Postfix  # noqa: E402
 
-from benchlib import DISCARD, smtp_load  # noqa: E402
+from benchlib import DISCARD, DelayProxy, smtp_load  # noqa: E402
 
 SENDER = "sender@good.mail.test"  # a domain the zones know; looked up once, then cached
 DNS_CHECKS = ["null-mx", "no-mail-domain", "bogus-mx", "null-mx-sender"]
@@ -88,7 +88,7 @@ def main() -> int:
     PER_CONNECTION = args.per_connection
 
     nsd = Nsd().start()
-    proxy = Responder(f"delay:{args.delay_ms}:{nsd.server}").start()
+    proxy = DelayProxy(nsd.server, args.delay_ms).start()
     base = (f"dns-server = {proxy.server}\n"
             f"bogus-networks = {BOGUS}\n"
             "syslog = no\n"

@@ -12,7 +12,7 @@ own Postfix instance, run interleaved in rounds so the machine's noise falls on 
   b2   null_milter registering only connect and rcpt
   c    mxguard with every check on, warm DNS (recipient domains looked up before)
   d    mxguard with every check on, cold DNS: every message to a new domain, answered by nsd
-       behind the suite's delaying proxy (50 ms a query)
+       behind the suite's delaying proxy, tests/bench/dns_delay (50 ms a query)
 
 at 1, 10 and 50 concurrent sessions. Reports messages/s, median and p99 transaction latency,
 the milter's CPU time per message (utime+stime of its process, from /proc), and ratios
@@ -42,12 +42,12 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent / "e2e"))
 sys.path.insert(0, str(HERE.parent / "e2e" / "dns"))
 
-from dnstest import Nsd, Responder  # noqa: E402
+from dnstest import Nsd  # noqa: E402
 from harness.milter import Mxguard  # noqa: E402
 from harness.postfix import Postfix  # noqa: E402
 from harness.util import make_instance_dir, socket_path, wait_until  # noqa: E402
 
-from benchlib import DISCARD, bench_bin, smtp_load  # noqa: E402
+from benchlib import DISCARD, DelayProxy, bench_bin, smtp_load  # noqa: E402
 
 SENDER = "sender@good.mail.test"
 WARM_DOMAINS = ["good.mail.test", "w1.wild.test", "w2.wild.test", "w3.wild.test", "w4.wild.test"]
@@ -142,7 +142,7 @@ def main() -> int:
     levels = [int(x) for x in args.sessions.split(",")]
 
     nsd = Nsd().start()
-    proxy = Responder(f"delay:{args.delay_ms}:{nsd.server}").start()
+    proxy = DelayProxy(nsd.server, args.delay_ms).start()
     tmp = make_instance_dir("e2e-bench")
     mx = Mxguard(mxguard_config(tmp, proxy.server))
     nulls = {"b": NullMilter(), "b2": NullMilter("connect,rcpt")}
