@@ -33,12 +33,16 @@ Chain chain_error(std::string name, DnsError::Kind k, std::string msg) {
   return c;
 }
 
-// Follows CNAMEs the resolver reports (cname_target) up to a bound.
-Chain resolve_chain(Resolver& r, const std::string& name, RrType type, int max_chain) {
+// Follows the CNAMEs `ask` reports (cname_target) up to a bound; nothing when `ask` has no
+// answer for some step.
+template <typename Ask>
+std::optional<Chain> follow_chain(const std::string& name, RrType type, int max_chain, Ask ask) {
   Chain c;
   c.final_name = name;
   for (;;) {
-    c.result.emplace(r.lookup(c.final_name, type));
+    std::optional<DnsResult> step = ask(c.final_name, type);
+    if (!step) return std::nullopt;
+    c.result = std::move(step);
     if (!*c.result || c.result->value().cname_target.empty()) return c;
     if (++c.cnames > max_chain)
       return chain_error(name, DnsError::Kind::Malformed,
@@ -47,21 +51,17 @@ Chain resolve_chain(Resolver& r, const std::string& name, RrType type, int max_c
   }
 }
 
+Chain resolve_chain(Resolver& r, const std::string& name, RrType type, int max_chain) {
+  return *follow_chain(name, type, max_chain, [&](const std::string& n, RrType t) {
+    return std::optional<DnsResult>(r.lookup(n, t));
+  });
+}
+
 // The same from the cache only; nothing when any step would need a query.
 std::optional<Chain> cached_chain(Resolver& r, const std::string& name, RrType type,
                                   int max_chain) {
-  Chain c;
-  c.final_name = name;
-  for (;;) {
-    std::optional<DnsResult> hit = r.try_cached(c.final_name, type);
-    if (!hit) return std::nullopt;
-    c.result = std::move(hit);
-    if (!*c.result || c.result->value().cname_target.empty()) return c;
-    if (++c.cnames > max_chain)
-      return chain_error(name, DnsError::Kind::Malformed,
-                         fmt::format("CNAME chain of {} longer than {}", name, max_chain));
-    c.final_name = c.result->value().cname_target;
-  }
+  return follow_chain(name, type, max_chain,
+                      [&](const std::string& n, RrType t) { return r.try_cached(n, t); });
 }
 
 // The threads that run lookups, which may outlive the analysis that started them. A thread
