@@ -2,6 +2,8 @@
 
 #include "mxguard/metrics.h"
 
+#include <algorithm>
+#include <charconv>
 #include <future>
 #include <list>
 #include <mutex>
@@ -14,10 +16,19 @@ namespace {
 
 constexpr std::size_t kShards = 16;
 
+// canonical_name(name) + "/" + the type's number, built in one allocation: every route
+// decision makes several of these.
 std::string cache_key(std::string_view name, RrType type) {
-  std::string key = canonical_name(name);
-  key.push_back('/');
-  key.append(std::to_string(static_cast<unsigned>(type)));
+  while (name.size() > 1 && name.back() == '.')
+    name.remove_suffix(1);
+  char digits[8];
+  const char* end = std::to_chars(digits, digits + sizeof digits, static_cast<unsigned>(type)).ptr;
+  std::string key(name.size() + 1 + static_cast<std::size_t>(end - digits), '/');
+  std::transform(name.begin(), name.end(), key.begin(), [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  std::copy(static_cast<const char*>(digits), end,
+            key.begin() + static_cast<std::ptrdiff_t>(name.size() + 1));
   return key;
 }
 

@@ -170,12 +170,12 @@ class LookupThreads {
 // A lookup that is either answered already or running on its own thread.
 class Job {
  public:
-  Job(const std::shared_ptr<Resolver>& r, std::string name, RrType type, int max_chain)
-      : name_(name) {
+  Job(const std::shared_ptr<Resolver>& r, const std::string& name, RrType type, int max_chain) {
     if (auto hit = cached_chain(*r, name, type, max_chain)) {
       done_ = std::move(hit);
       return;
     }
+    name_ = name;
     auto promise = std::make_shared<std::promise<Chain>>();
     future_ = promise->get_future();
     try {
@@ -206,7 +206,7 @@ class Job {
   }
 
  private:
-  std::string name_;
+  std::string name_;  // for the errors of wait(): set when the lookup did not hit the cache
   std::optional<Chain> done_;
   std::future<Chain> future_;
 };

@@ -133,4 +133,8 @@ TEST_CASE("names are cached case-insensitively and per type", "[dns][cache]") {
   REQUIRE(c.cache->lookup("x.test.", RrType::A));
   REQUIRE(c.cache->lookup("x.test", RrType::Aaaa)->addresses.size() == 1);
   CHECK(c.fake->queries == 2);
+  // the cache-only form finds the same entries under the same spellings
+  CHECK(c.cache->try_cached("X.Test..", RrType::Aaaa));
+  CHECK(c.cache->try_cached("x.TEST", RrType::A));
+  CHECK_FALSE(c.cache->try_cached("x.test", RrType::Mx));
 }
