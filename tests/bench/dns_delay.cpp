@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
       return 64;
     }
   }
-  if (upstream.empty() || delay_ms < 0) {
+  if (argc % 2 == 0 || upstream.empty() || delay_ms < 0) {
     std::fprintf(stderr, "usage: dns_delay --upstream IPv4:PORT [--delay-ms N]\n");
     return 64;
   }
