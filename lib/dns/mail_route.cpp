@@ -65,7 +65,7 @@ std::optional<Chain> cached_chain(Resolver& r, const std::string& name, RrType t
 }
 
 // The threads that run lookups, which may outlive the analysis that started them. A thread
-// that has finished a lookup waits 30 s for the next one (up to 64 threads wait; the rest
+// that has finished a lookup waits 5 s for the next one (up to 64 threads wait; the rest
 // end), so that a busy server reuses its threads and, with them, each thread's ldns resolvers
 // (see ldns_resolver.cpp). A lookup never waits for a busy thread: when none is idle, a new
 // one starts. None is detached: join_lookup_threads() ends the idle ones and joins them all
@@ -115,7 +115,10 @@ class LookupThreads {
   }
 
  private:
-  static constexpr auto kIdleWait = std::chrono::seconds(30);
+  // Long enough for a busy server to reuse its threads, short enough that the threads and
+  // their memory a burst leaves behind are gone soon after (at a lookup every few seconds a new
+  // thread costs nothing that matters).
+  static constexpr auto kIdleWait = std::chrono::seconds(5);
   static constexpr std::size_t kMaxIdle = 64;  // after a burst, the rest end at once
 
   void serve(std::uint64_t id) {

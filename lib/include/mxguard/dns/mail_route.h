@@ -15,7 +15,7 @@
 //   invalid        the domain is not a usable DNS name (policy decides, as for tempfail)
 // Who uses it: the DNS checks (once per recipient, see checks/route_lookup.h), `mxguard audit`.
 // Thread-safety: RouteAnalyzer is immutable and used by all sessions at once. Lookups that the
-// resolver cannot answer from its cache run on lookup threads (up to 64 idle ones are kept 30 s
+// resolver cannot answer from its cache run on lookup threads (up to 64 idle ones are kept 5 s
 // for the next lookup, so that a busy server reuses them and their ldns resolvers), so the
 // caller can give up at the deadline; a lookup holds the resolver alive until its query ends,
 // and the process ends the threads and joins them before it exits (join_lookup_threads()).
