@@ -47,7 +47,7 @@ std::string_view domain_part(std::string_view address) {
 std::string lowercase(std::string_view s) {
   std::string out(s);
   for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    c = ascii_lower(c);
   return out;
 }
 

@@ -2,7 +2,6 @@
 
 #include "mxguard/metrics.h"
 
-#include <algorithm>
 #include <charconv>
 #include <future>
 #include <list>
@@ -19,16 +18,13 @@ constexpr std::size_t kShards = 16;
 // canonical_name(name) + "/" + the type's number, built in one allocation: every route
 // decision makes several of these.
 std::string cache_key(std::string_view name, RrType type) {
-  while (name.size() > 1 && name.back() == '.')
-    name.remove_suffix(1);
   char digits[8];
   const char* end = std::to_chars(digits, digits + sizeof digits, static_cast<unsigned>(type)).ptr;
-  std::string key(name.size() + 1 + static_cast<std::size_t>(end - digits), '/');
-  std::transform(name.begin(), name.end(), key.begin(), [](char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-  });
-  std::copy(static_cast<const char*>(digits), end,
-            key.begin() + static_cast<std::ptrdiff_t>(name.size() + 1));
+  std::string key;
+  key.reserve(name.size() + 1 + static_cast<std::size_t>(end - digits));
+  append_canonical_name(key, name);
+  key.push_back('/');
+  key.append(digits, static_cast<std::size_t>(end - digits));
   return key;
 }
 

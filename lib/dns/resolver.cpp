@@ -1,5 +1,7 @@
 #include "mxguard/dns/resolver.h"
 
+#include <algorithm>
+
 #include "mxguard/session.h"
 
 namespace mxguard::dns {
@@ -54,10 +56,18 @@ std::string_view to_string(DnsError::Kind k) {
   return "?";
 }
 
+void append_canonical_name(std::string& out, std::string_view name) {
+  while (name.size() > 1 && name.back() == '.')
+    name.remove_suffix(1);
+  const std::size_t start = out.size();
+  out.resize(start + name.size());
+  std::transform(name.begin(), name.end(), out.begin() + static_cast<std::ptrdiff_t>(start),
+                 ascii_lower);
+}
+
 std::string canonical_name(std::string_view name) {
-  std::string s = lowercase(name);
-  while (s.size() > 1 && s.back() == '.')
-    s.pop_back();
+  std::string s;
+  append_canonical_name(s, name);
   return s;
 }
 

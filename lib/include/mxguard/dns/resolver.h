@@ -77,5 +77,7 @@ class Resolver {
 
 // Lower case, without trailing dots: the form names are compared and cached in.
 std::string canonical_name(std::string_view name);
+// The same appended to `out` (for keys that carry more than the name, in one allocation).
+void append_canonical_name(std::string& out, std::string_view name);
 
 }  // namespace mxguard::dns
