@@ -218,6 +218,14 @@ def test_bad_table_line_names_the_table_file_and_line(tmp_path):
     assert f"{table}:2:" in r.stderr
 
 
+def test_bad_bogus_networks_line_names_the_file_and_line(tmp_path):
+    table = tmp_path / "bogus-networks.cidr"
+    table.write_text("127.0.0.0/8 loopback\n10.0.0.1/8 private, host bits set\n")
+    r = run_mxguard("-n", "--bogus-networks", str(table))
+    assert r.returncode == 78, r.stderr
+    assert f"{table}:2:" in r.stderr
+
+
 @pytest.mark.parametrize("args", [["--no-such-flag"], ["--log-level", "loud"],
                                   ["-p", "tcp:25"], ["--check.nonexistent", "on"]])
 def test_bad_flags_exit_78(args):
