@@ -33,7 +33,7 @@ std::string cache_key(std::string_view name, RrType type) {
 struct CachingResolver::Shard {
   struct Entry {
     std::string key;
-    DnsAnswer answer;
+    SharedAnswer answer;  // never null
     Clock::time_point expires;
   };
   std::mutex mu;
@@ -44,7 +44,7 @@ struct CachingResolver::Shard {
   std::size_t capacity = 1;
 
   // Under mu. A fresh entry is moved to the front; a stale one is dropped.
-  const DnsAnswer* find(std::string_view key, Clock::time_point now) {
+  const SharedAnswer* find(std::string_view key, Clock::time_point now) {
     auto it = index.find(key);
     if (it == index.end()) return nullptr;
     if (it->second->expires <= now) {
@@ -56,7 +56,7 @@ struct CachingResolver::Shard {
     return &it->second->answer;
   }
   // Under mu. Returns how many entries were evicted.
-  std::size_t put(std::string key, DnsAnswer answer, Clock::time_point expires) {
+  std::size_t put(std::string key, SharedAnswer answer, Clock::time_point expires) {
     if (auto it = index.find(key); it != index.end()) {
       lru.erase(it->second);
       index.erase(it);
@@ -93,15 +93,15 @@ CachingResolver::Clock::duration CachingResolver::lifetime(const DnsAnswer& a) c
   return std::clamp(ttl, std::min(opts_.min_ttl, max), max);
 }
 
-std::optional<DnsResult> CachingResolver::try_cached(std::string_view name, RrType type) {
+SharedAnswer CachingResolver::try_cached(std::string_view name, RrType type) {
   const std::string key = cache_key(name, type);
   Shard& s = shard_for(key);
   std::lock_guard lock(s.mu);
-  if (const DnsAnswer* a = s.find(key, now())) {
+  if (const SharedAnswer* a = s.find(key, now())) {
     hits_++;
-    return DnsResult(*a);
+    return *a;
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 DnsResult CachingResolver::lookup(std::string_view name, RrType type) {
@@ -110,9 +110,9 @@ DnsResult CachingResolver::lookup(std::string_view name, RrType type) {
   std::optional<std::promise<DnsResult>> promise;  // only on a miss: it allocates
   {
     std::unique_lock lock(s.mu);
-    if (const DnsAnswer* a = s.find(key, now())) {
+    if (const SharedAnswer* a = s.find(key, now())) {
       hits_++;
-      return *a;
+      return **a;
     }
     if (auto it = s.inflight.find(key); it != s.inflight.end()) {
       std::shared_future<DnsResult> f = it->second;
@@ -136,7 +136,8 @@ DnsResult CachingResolver::lookup(std::string_view name, RrType type) {
   {
     std::lock_guard lock(s.mu);
     if (*result) {
-      evictions_ += s.put(key, result->value(), now() + lifetime(result->value()));
+      evictions_ += s.put(key, std::make_shared<const DnsAnswer>(result->value()),
+                          now() + lifetime(result->value()));
     } else {
       errors_++;
     }

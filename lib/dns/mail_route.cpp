@@ -11,6 +11,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -20,34 +21,46 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// One lookup's outcome along its CNAME chain: the answer at the end of it (shared with the
+// cache when it came from there) or why there is none.
 struct Chain {
-  std::optional<DnsResult> result;
+  SharedAnswer answer;  // null when `error` says why
+  DnsError error;
   std::string final_name;  // where the CNAME chain ended
   int cnames = 0;
+  bool ok() const { return answer != nullptr; }
 };
 
 Chain chain_error(std::string name, DnsError::Kind k, std::string msg) {
   Chain c;
   c.final_name = std::move(name);
-  c.result.emplace(unexpected(DnsError{k, std::move(msg)}));
+  c.error = DnsError{k, std::move(msg)};
   return c;
 }
 
-// Follows the CNAMEs `ask` reports (cname_target) up to a bound; nothing when `ask` has no
+// Follows the CNAMEs `ask` reports (cname_target) up to a bound. `ask` gives a step as a
+// SharedAnswer, or as a DnsResult (then it is moved into a shared one); nothing when it has no
 // answer for some step.
 template <typename Ask>
 std::optional<Chain> follow_chain(const std::string& name, RrType type, int max_chain, Ask ask) {
   Chain c;
   c.final_name = name;
   for (;;) {
-    std::optional<DnsResult> step = ask(c.final_name, type);
+    auto step = ask(c.final_name, type);
     if (!step) return std::nullopt;
-    c.result = std::move(step);
-    if (!*c.result || c.result->value().cname_target.empty()) return c;
+    if constexpr (std::is_same_v<decltype(step), SharedAnswer>) {
+      c.answer = std::move(step);
+    } else if (*step) {
+      c.answer = std::make_shared<const DnsAnswer>(std::move(*step).value());
+    } else {
+      c.error = std::move(*step).error();
+      return c;
+    }
+    if (c.answer->cname_target.empty()) return c;
     if (++c.cnames > max_chain)
       return chain_error(name, DnsError::Kind::Malformed,
                          fmt::format("CNAME chain of {} longer than {}", name, max_chain));
-    c.final_name = c.result->value().cname_target;
+    c.final_name = c.answer->cname_target;
   }
 }
 
@@ -343,12 +356,12 @@ MailRoute RouteAnalyzer::analyse(std::string_view domain_in, RouteDepth depth) c
     route.domain = *name;
 
     Chain mx = Job(resolver_, route.domain, RrType::Mx, opts_.max_cname_chain).wait(deadline);
-    if (!*mx.result) {
+    if (!mx.ok()) {
       route.kind = RouteKind::TempFail;
-      route.detail = fmt::format("MX: {}", mx.result->error().message);
+      route.detail = fmt::format("MX: {}", mx.error.message);
       return route;
     }
-    const DnsAnswer& ans = mx.result->value();
+    const DnsAnswer& ans = *mx.answer;
     if (ans.status == DnsStatus::NxDomain) {
       route.kind = RouteKind::NoSuchDomain;
       route.detail = mx.cnames ? fmt::format("CNAME target {} does not exist", mx.final_name)
@@ -361,10 +374,15 @@ MailRoute RouteAnalyzer::analyse(std::string_view domain_in, RouteDepth depth) c
         route.kind = RouteKind::NullMx;
         return route;
       }
-      std::vector<MxRecord> records = ans.mx;
+      // In preference order, without copying the records out of the (shared) answer.
+      std::vector<const MxRecord*> records;
+      records.reserve(ans.mx.size());
+      for (const auto& r : ans.mx)
+        records.push_back(&r);
       std::stable_sort(records.begin(), records.end(),
-                       [](const auto& a, const auto& b) { return a.preference < b.preference; });
-      for (const auto& r : records) {
+                       [](const auto* a, const auto* b) { return a->preference < b->preference; });
+      for (const MxRecord* rp : records) {
+        const MxRecord& r = *rp;
         if (r.exchange == ".") {
           route.null_mx_mixed = true;
           continue;
@@ -398,13 +416,13 @@ MailRoute RouteAnalyzer::analyse(std::string_view domain_in, RouteDepth depth) c
         const std::string_view type = k == 0 ? "A" : "AAAA";
         Chain c = jobs[i * 2 + k].wait(deadline);
         if (c.cnames && k == 0) e.notes.push_back(fmt::format("via CNAME {}", c.final_name));
-        if (!*c.result) {
+        if (!c.ok()) {
           e.lookup_failed = true;
           missing = false;
-          e.notes.push_back(fmt::format("{}: {}", type, c.result->error().message));
+          e.notes.push_back(fmt::format("{}: {}", type, c.error.message));
           continue;
         }
-        const DnsAnswer& a = c.result->value();
+        const DnsAnswer& a = *c.answer;
         if (a.status != DnsStatus::NxDomain) missing = false;
         for (const auto& addr : a.addresses)
           e.addresses.push_back(classify(addr));

@@ -137,4 +137,9 @@ TEST_CASE("names are cached case-insensitively and per type", "[dns][cache]") {
   CHECK(c.cache->try_cached("X.Test..", RrType::Aaaa));
   CHECK(c.cache->try_cached("x.TEST", RrType::A));
   CHECK_FALSE(c.cache->try_cached("x.test", RrType::Mx));
+  // and shares the cached answer rather than copying it
+  auto first = c.cache->try_cached("x.test", RrType::A);
+  REQUIRE(first);
+  CHECK(first->addresses.size() == 1);
+  CHECK(c.cache->try_cached("X.TEST.", RrType::A).get() == first.get());
 }

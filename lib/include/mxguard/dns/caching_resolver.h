@@ -41,7 +41,7 @@ class CachingResolver final : public Resolver {
   ~CachingResolver() override;
 
   DnsResult lookup(std::string_view name, RrType type) override;
-  std::optional<DnsResult> try_cached(std::string_view name, RrType type) override;
+  SharedAnswer try_cached(std::string_view name, RrType type) override;
 
   CacheStats stats() const;
   // Tests move time forward without sleeping.

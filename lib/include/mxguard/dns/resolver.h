@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,15 +65,18 @@ struct DnsError {
 std::string_view to_string(DnsError::Kind k);
 
 using DnsResult = Expected<DnsAnswer, DnsError>;
+// An answer shared, not copied, between the cache and its readers.
+using SharedAnswer = std::shared_ptr<const DnsAnswer>;
 
 class Resolver {
  public:
   virtual ~Resolver() = default;
   // `name` is an A-label domain, case-insensitive, with or without the trailing dot.
   virtual DnsResult lookup(std::string_view name, RrType type) = 0;
-  // The answer if it can be given at once without a query (a cache hit); else nothing. Lets
-  // callers skip starting a thread for questions already answered.
-  virtual std::optional<DnsResult> try_cached(std::string_view, RrType) { return std::nullopt; }
+  // The answer if it can be given at once without a query (a cache hit); else null. Lets
+  // callers skip starting a thread for questions already answered. The answer is shared with
+  // the cache, not copied: a warm route decision reads three of them.
+  virtual SharedAnswer try_cached(std::string_view, RrType) { return nullptr; }
 };
 
 // Lower case, without trailing dots: the form names are compared and cached in.
