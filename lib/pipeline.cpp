@@ -9,18 +9,6 @@
 
 namespace mxguard {
 
-std::string_view to_string(CheckMode m) {
-  switch (m) {
-    case CheckMode::Off:
-      return "off";
-    case CheckMode::On:
-      return "on";
-    case CheckMode::Report:
-      return "report";
-  }
-  return "?";
-}
-
 void Pipeline::add(std::unique_ptr<Check> check, CheckMode mode) {
   if (mode != CheckMode::Off) stages_ |= check->stages();
   entries_.push_back(Entry{std::move(check), mode});

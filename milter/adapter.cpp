@@ -258,7 +258,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     // Postfix (>= 2.6) can show us the recipients it refused itself, so that website-only
     // domains it answers "Relay access denied" for still count against their senders.
     const Config& cfg = *policy->config;
-    if (cfg.mode("unhandled-domain") != CheckMode::Off && !cfg.unhandled_domains.empty())
+    if (cfg.mode("unhandled-domain") != CheckMode::Off && !cfg.website.unhandled_domains.empty())
       steps |= SMFIP_RCPT_REJ;
     *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGFROM);
     *pf1 = steps & f1;  // only what the MTA offers
@@ -287,7 +287,7 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
     const Config& cfg = *s.policy->config;
     // Only a TCP client has a listener address; trap-mx and unhandled-domain need it.
     if (daemon.empty() && s.client_addr &&
-        (!cfg.trap_addresses.empty() || !cfg.unhandled_domains.empty()))
+        (!cfg.trap.addresses.empty() || !cfg.website.unhandled_domains.empty()))
       warn_missing_macro(g_no_daemon_addr, mta_kind(ctx),
                          "trap-address and unhandled-domains need the listener address");
     s.trusted_network = s.client_addr && cfg.trusted_networks.contains(*s.client_addr);

@@ -49,10 +49,10 @@ void print_check_config(const Config& cfg, const Policy& policy) {
     for (const auto& t : list)
       fmt::print("  {}: {}\n", what, t->spec());
   };
-  tables("client-access", cfg.client_access);
-  tables("helo-access", cfg.helo_access);
-  tables("sender-access", cfg.sender_access);
-  tables("recipient-access", cfg.recipient_access);
+  tables("client-access", cfg.access.client);
+  tables("helo-access", cfg.access.helo);
+  tables("sender-access", cfg.access.sender);
+  tables("recipient-access", cfg.access.recipient);
 }
 
 // Real providers are never banned: a client whose forward-confirmed PTR name ends in one of

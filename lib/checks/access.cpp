@@ -21,13 +21,13 @@ struct Subject {
 Subject subject_of(Stage stage, const Session& s, const Config& cfg) {
   switch (stage) {
     case Stage::Connect:
-      return {&cfg.client_access, s.client_label(), "Client host"};
+      return {&cfg.access.client, s.client_label(), "Client host"};
     case Stage::Helo:
-      return {&cfg.helo_access, s.helo, "Helo command"};
+      return {&cfg.access.helo, s.helo, "Helo command"};
     case Stage::Mail:
-      return {&cfg.sender_access, s.tx.sender, "Sender address"};
+      return {&cfg.access.sender, s.tx.sender, "Sender address"};
     case Stage::Rcpt:
-      return {&cfg.recipient_access, s.tx.rcpt, "Recipient address"};
+      return {&cfg.access.recipient, s.tx.rcpt, "Recipient address"};
     default:
       return {};
   }

@@ -16,7 +16,7 @@ using message::MessageClass;
 
 const message::Rules& rules_of(const Config& cfg) {
   static const message::Rules none;
-  return cfg.message_rules ? *cfg.message_rules : none;
+  return cfg.message.rules ? *cfg.message.rules : none;
 }
 
 bool ends_with_domain(std::string_view domain, std::string_view ours) {
@@ -29,7 +29,7 @@ bool our_message_id_domain(const Config& cfg, std::string_view domain) {
   if (domain.empty()) return false;
   for (const auto& d : cfg.local_domains)
     if (ends_with_domain(domain, d)) return true;
-  for (const auto& d : cfg.our_message_id_domains)
+  for (const auto& d : cfg.backscatter.our_message_id_domains)
     if (ends_with_domain(domain, d)) return true;
   return false;
 }
@@ -53,10 +53,11 @@ bool names_our_relay(const Config& cfg, std::string_view received) {
     while (!tok.empty() && (tok.back() == '.' || tok.back() == ':'))
       tok.pop_back();
     if (tok.rfind("ipv6:", 0) == 0) tok.erase(0, 5);
-    for (const auto& name : cfg.our_relay_names)
+    for (const auto& name : cfg.backscatter.our_relay_names)
       if (tok == name) return true;
-    if (!cfg.our_relay_networks.empty() && tok.find_first_of(".:") != std::string::npos) {
-      if (auto a = net::IpAddress::parse(tok); a && cfg.our_relay_networks.contains(*a))
+    if (!cfg.backscatter.our_relay_networks.empty() &&
+        tok.find_first_of(".:") != std::string::npos) {
+      if (auto a = net::IpAddress::parse(tok); a && cfg.backscatter.our_relay_networks.contains(*a))
         return true;
     }
   }
@@ -64,7 +65,7 @@ bool names_our_relay(const Config& cfg, std::string_view received) {
 }
 
 bool allowed(const Config& cfg, const Transaction& tx) {
-  for (const auto& t : cfg.backscatter_allow) {
+  for (const auto& t : cfg.backscatter.allow) {
     auto ok = [&](std::string_view addr) {
       auto r = tables::lookup_address(*t, addr.empty() ? "<>" : addr);
       return r && message::istarts_with(*r, "ok");
@@ -84,7 +85,8 @@ std::string envelope_proof(const Config& cfg, const Transaction& tx) {
 }
 
 bool body_proof_possible(const Config& cfg) {
-  return cfg.batv_keys || !cfg.our_relay_names.empty() || !cfg.our_relay_networks.empty();
+  return cfg.batv.keys || !cfg.backscatter.our_relay_names.empty() ||
+         !cfg.backscatter.our_relay_networks.empty();
 }
 
 // Proofs from the returned original: b and c. Appends what was missing to `missing`.
@@ -95,16 +97,16 @@ std::string original_proof(const Config& cfg, const message::ReturnedOriginal& o
     return {};
   }
   std::vector<std::string> why;
-  if (cfg.batv_keys) {
+  if (cfg.batv.keys) {
     if (o.tags.empty()) why.push_back("no X-Mxguard-Tag");
     for (const auto& tag : o.tags) {
-      auto st = batv::verify_tag(*cfg.batv_keys, tag, o.message_id, now,
-                                 static_cast<std::time_t>(cfg.tag_max_age_days) * 86400);
+      auto st = batv::verify_tag(*cfg.batv.keys, tag, o.message_id, now,
+                                 static_cast<std::time_t>(cfg.batv.tag_max_age_days) * 86400);
       if (st == batv::TagStatus::Valid) return "mxguard-tag";
       why.push_back(fmt::format("X-Mxguard-Tag {}", batv::to_string(st)));
     }
   }
-  if (!cfg.our_relay_names.empty() || !cfg.our_relay_networks.empty()) {
+  if (!cfg.backscatter.our_relay_names.empty() || !cfg.backscatter.our_relay_networks.empty()) {
     bool relay = false;
     for (const auto& r : o.received)
       if ((relay = names_our_relay(cfg, r))) break;
@@ -168,7 +170,7 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session, const 
       // A real DSN goes to the one envelope sender of the message it reports on.
       log(LogLevel::Notice, "{}: null-sender message to {} recipients from {}", session.log_id(),
           tx.recipients.size(), session.client_label());
-      if (cfg.backscatter_reject_multi_rcpt) {
+      if (cfg.backscatter.reject_multi_rcpt) {
         f.decided = true;
         f.missing = "null sender with several recipients";
         f.verdict = Verdict::reject(
@@ -189,7 +191,7 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session, const 
     // Nothing in the body can prove anything: decide now and spare the body transfer.
     if (a.class_final && message::is_backscatter_class(a.cls) && !body_proof_possible(cfg)) {
       f.decided = true;
-      if (a.cls == MessageClass::Mdn && !cfg.backscatter_check_mdn) return f;
+      if (a.cls == MessageClass::Mdn && !cfg.backscatter.check_mdn) return f;
       f.missing = "no BATV tag on the recipient; no our-relays or batv-key-file to check";
       f.verdict = reject(a.cls);
     }
@@ -202,7 +204,7 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session, const 
   f.cls = f.classification.cls;
   f.class_reason = f.classification.reason;
   if (!message::is_backscatter_class(f.cls)) return f;
-  if (f.cls == MessageClass::Mdn && !cfg.backscatter_check_mdn) return f;
+  if (f.cls == MessageClass::Mdn && !cfg.backscatter.check_mdn) return f;
   f.proof = envelope_proof(cfg, tx);
   if (!f.proof.empty()) return f;
   std::string missing;

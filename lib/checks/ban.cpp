@@ -16,7 +16,7 @@ std::optional<Verdict> BanCheck::evaluate(Stage, const Session& session, CheckCo
     metrics().count_store_error();
     log(LogLevel::Warning, "{}: ban lookup for {} failed: {}", session.log_id(),
         session.client_label(), ban.error().message);
-    if (ctx.config.on_store_error == FailureAction::Accept) return std::nullopt;
+    if (ctx.config.state.on_error == FailureAction::Accept) return std::nullopt;
     return Verdict::tempfail(
         SmtpReply::fixed(451, "4.3.0", "Temporary local problem, please try again later"), "ban",
         "store-error");

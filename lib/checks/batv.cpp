@@ -22,7 +22,7 @@ bool in_domains(const std::vector<std::string>& list, std::string_view address) 
 std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
                                            CheckContext& ctx) const {
   const Config& cfg = ctx.config;
-  if (!cfg.batv_keys) return std::nullopt;
+  if (!cfg.batv.keys) return std::nullopt;
   const Transaction& tx = session.tx;
 
   if (stage == Stage::Rcpt) {
@@ -30,7 +30,7 @@ std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
     // Only our own addresses carry our tags; a tagged address elsewhere is not ours to judge.
     if (!cfg.local_domains.empty() && !cfg.is_local_domain(domain_part(tx.rcpt)))
       return std::nullopt;
-    auto r = batv::verify(*cfg.batv_keys, tx.rcpt, std::time(nullptr), cfg.batv_lifetime_days);
+    auto r = batv::verify(*cfg.batv.keys, tx.rcpt, std::time(nullptr), cfg.batv.lifetime_days);
     if (r.status == batv::PrvsStatus::Valid || r.status == batv::PrvsStatus::NotTagged)
       return std::nullopt;
     const char* why = r.status == batv::PrvsStatus::Expired ? "has expired" : "is not valid";
@@ -44,9 +44,9 @@ std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
                            std::string(batv::to_string(r.status)));
   }
 
-  if (stage == Stage::Data && tx.sender.empty() && !cfg.batv_enforce_domains.empty()) {
+  if (stage == Stage::Data && tx.sender.empty() && !cfg.batv.enforce_domains.empty()) {
     for (const auto& rcpt : tx.recipients) {
-      if (!in_domains(cfg.batv_enforce_domains, rcpt)) continue;
+      if (!in_domains(cfg.batv.enforce_domains, rcpt)) continue;
       bool tagged = std::any_of(tx.batv_valid.begin(), tx.batv_valid.end(),
                                 [&](const TaggedRecipient& t) { return t.tagged == rcpt; });
       if (tagged) continue;

@@ -27,7 +27,7 @@ const dns::MailRoute* route_for(CheckContext& ctx, std::string_view address,
 std::optional<Verdict> dns_trouble(const dns::MailRoute& route, const Session& session,
                                    const CheckContext& ctx, std::string_view check,
                                    std::string_view address) {
-  const bool tempfail = ctx.config.on_dns_error == FailureAction::Tempfail;
+  const bool tempfail = ctx.config.dns.on_error == FailureAction::Tempfail;
   log(LogLevel::Warning, "{}: {}: cannot judge <{}>: {} {} ({})", session.log_id(), check, address,
       to_string(route.kind), route.detail, tempfail ? "tempfail" : "accepted");
   if (!tempfail) return std::nullopt;

@@ -15,13 +15,13 @@ namespace mxguard::checks {
 namespace {
 
 bool at_trap(const Session& s, const Config& cfg) {
-  return s.daemon_addr && std::find(cfg.trap_addresses.begin(), cfg.trap_addresses.end(),
-                                    *s.daemon_addr) != cfg.trap_addresses.end();
+  return s.daemon_addr && std::find(cfg.trap.addresses.begin(), cfg.trap.addresses.end(),
+                                    *s.daemon_addr) != cfg.trap.addresses.end();
 }
 
 // A sender or recipient the trap lets through: any OK (or PERMIT) result in the tables.
 bool listed(const Config& cfg, std::string_view address) {
-  for (const auto& t : cfg.trap_allow_senders) {
+  for (const auto& t : cfg.trap.allow_senders) {
     auto result = tables::lookup_address(*t, address.empty() ? "<>" : address);
     if (!result) continue;
     auto action = tables::parse_access_action(*result);
@@ -58,7 +58,7 @@ std::optional<Verdict> TrapMxCheck::evaluate(Stage stage, const Session& session
           session.client_label(), session.daemon_addr->to_string());
     return std::nullopt;
   }
-  const bool waits = !cfg.trap_allow_senders.empty();
+  const bool waits = !cfg.trap.allow_senders.empty();
   switch (stage) {
     case Stage::Connect:
       if (waits) return std::nullopt;  // decided once the sender and recipients are known

@@ -58,7 +58,7 @@ std::optional<Verdict> UnhandledDomainCheck::evaluate(Stage, const Session& sess
                                                       CheckContext& ctx) const {
   const std::string& rcpt = session.tx.rcpt;
   std::string domain = bare_domain(domain_part(rcpt));
-  if (!is_unhandled_domain(ctx.config.unhandled_domains, domain)) return std::nullopt;
+  if (!is_unhandled_domain(ctx.config.website.unhandled_domains, domain)) return std::nullopt;
 
   const dns::MailRoute* route = route_for(ctx, rcpt);
   const bool null_mx = route && route->kind == dns::RouteKind::NullMx;

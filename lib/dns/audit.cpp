@@ -7,6 +7,7 @@
 
 #include "mxguard/config.h"
 #include "mxguard/dns/options.h"
+#include "mxguard/session.h"
 
 namespace mxguard::dns {
 

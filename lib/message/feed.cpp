@@ -23,14 +23,14 @@ const Config* config_of(const Session& s) {
 }
 
 bool signs(const Config& cfg) {
-  return cfg.batv_keys && cfg.batv_sign;
+  return cfg.batv.keys && cfg.batv.sign;
 }
 
 bool excluded(const Config& cfg, std::string_view sender) {
   std::string addr = lowercase(sender);
   std::string_view local = local_part(addr);
   std::string_view domain = domain_part(addr);
-  for (const auto& e : cfg.batv_exclude_senders) {
+  for (const auto& e : cfg.batv.exclude_senders) {
     if (e.front() == '@' ? std::string_view(e).substr(1) == domain
                          : (e.find('@') != std::string::npos ? e == addr : e == local))
       return true;
@@ -47,7 +47,7 @@ bool signs_sender(const Config& cfg, const Session& s) {
 
 const Rules& rules_of(const Config& cfg) {
   static const Rules none;
-  return cfg.message_rules ? *cfg.message_rules : none;
+  return cfg.message.rules ? *cfg.message.rules : none;
 }
 
 }  // namespace
@@ -69,8 +69,8 @@ bool content_matters(const Session& s) {
 
 void on_recipient(Session& s, std::time_t now) {
   const Config* cfg = config_of(s);
-  if (!cfg || !cfg->batv_keys || !batv::is_tagged(s.tx.rcpt)) return;
-  auto r = batv::verify(*cfg->batv_keys, s.tx.rcpt, now, cfg->batv_lifetime_days);
+  if (!cfg || !cfg->batv.keys || !batv::is_tagged(s.tx.rcpt)) return;
+  auto r = batv::verify(*cfg->batv.keys, s.tx.rcpt, now, cfg->batv.lifetime_days);
   if (r.status != batv::PrvsStatus::Valid) return;
   if (s.tx.batv_valid.size() < 1000) s.tx.batv_valid.push_back({s.tx.rcpt, r.address});
 }
@@ -82,7 +82,7 @@ bool ensure_reader(Session& s) {
   if (s.tx.reader) return true;
   const Config* cfg = config_of(s);
   if (!cfg || !wants_content(s)) return false;
-  s.tx.reader.reset(new MessageReader(cfg->max_body_scan));
+  s.tx.reader.reset(new MessageReader(cfg->message.max_body_scan));
   return true;
 }
 
@@ -121,11 +121,11 @@ MessageChanges plan_changes(const Session& s, std::time_t now) {
   if (!signs_sender(*cfg, s)) return c;
   std::string msg_id = s.tx.reader ? extract_msg_id(s.tx.reader->header("Message-ID")) : "";
   c.add_headers.push_back(
-      Header{std::string(batv::kTagHeader), batv::make_tag(*cfg->batv_keys, msg_id, now)});
+      Header{std::string(batv::kTagHeader), batv::make_tag(*cfg->batv.keys, msg_id, now)});
   if (!excluded(*cfg, sender) && !batv::is_tagged(sender)) {
     c.new_sender =
-        batv::sign(*cfg->batv_keys, sender, now, cfg->batv_lifetime_days,
-                   cfg->batv_subaddress ? batv::PrvsForm::SubAddress : batv::PrvsForm::Prefix);
+        batv::sign(*cfg->batv.keys, sender, now, cfg->batv.lifetime_days,
+                   cfg->batv.subaddress ? batv::PrvsForm::SubAddress : batv::PrvsForm::Prefix);
   }
   return c;
 }

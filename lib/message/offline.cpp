@@ -22,7 +22,7 @@ Expected<OfflineResult, std::string> run_offline(const std::shared_ptr<const Con
   std::ostringstream os;
   os << f.rdbuf();
   std::string text = os.str();
-  MessageReader file = MessageReader::from_text(text, cfg->max_body_scan);
+  MessageReader file = MessageReader::from_text(text, cfg->message.max_body_scan);
 
   // The checks read the config through the session's policy; a bare policy is enough here.
   // Modes are forced on so that -t shows what the check would do before it is enabled.
@@ -61,7 +61,7 @@ Expected<OfflineResult, std::string> run_offline(const std::shared_ptr<const Con
   // The class is worth showing even when the check does not apply (ordinary sender).
   Classification c = found.decided && found.classification.reason.empty() && !found.applies
                          ? classify(*s.tx.reader, Envelope{s.tx.sender},
-                                    local->message_rules ? *local->message_rules : Rules{})
+                                    local->message.rules ? *local->message.rules : Rules{})
                          : found.classification;
   if (found.applies && found.classification.reason.empty() && !found.class_reason.empty()) {
     c.cls = found.cls;

@@ -1,22 +1,84 @@
 #include "mxguard/state/options.h"
 
-#include <charconv>
+#include <fmt/format.h>
 
 namespace mxguard::state {
 
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text,
-                                                        std::chrono::milliseconds bare_unit) {
-  std::int64_t n = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || p == text.data() || n < 0 || n > 1'000'000'000) return std::nullopt;
-  std::string_view unit(p, static_cast<std::size_t>(text.data() + text.size() - p));
+std::vector<options::Spec> state_option_specs() {
+  using options::Kind;
+  return {
+      {"state", Kind::Value,
+       "where strikes and bans live: memory, or redis://host:port/db to share them"},
+      {"state-file", Kind::Value, "memory state: file that keeps bans across restarts"},
+      {"state-max-entries", Kind::Value, "memory state: most entries kept (about 100 bytes each)"},
+      {"redis-timeout", Kind::Value, "give up on one Redis call after this long (default 200ms)"},
+      {"on-store-error", Kind::Value,
+       "accept (default) or tempfail when the state store cannot answer"},
+      {"ban-strikes", Kind::Value, "strikes within ban-window that ban a client (default 3)"},
+      {"ban-window", Kind::Value, "strikes count within this window from the first (default 10m)"},
+      {"ban-time", Kind::Value, "length of a first ban (default 30m)"},
+      {"ban-escalated-time", Kind::Value, "length of a repeated ban (default 1d)"},
+      {"ban-escalation-window", Kind::Value,
+       "a ban this soon after the last one ended is repeated (1d)"},
+      {"ban-aggregate-v4-prefix", Kind::Value,
+       "IPv4 clients share strikes per network of this prefix (32)"},
+      {"ban-aggregate-v6-prefix", Kind::Value,
+       "IPv6 clients share strikes per network of this prefix (64)"},
+      {"allow-networks", Kind::List, "clients never banned (CIDR)"},
+      {"provider-suffixes", Kind::List, "host name suffixes of providers never banned (FCrDNS)"},
+  };
+}
+
+namespace {
+
+options::Problem load_backend(const options::Reader& r, StateOptions& o) {
+  if (const options::RawValue* v = r.last("state")) {
+    if (v->value != "memory") {
+      auto url = RedisUrl::parse(v->value);
+      if (!url)
+        return ConfigError{v->where, fmt::format("state: expected memory or "
+                                                 "redis://host:port/db, got '{}': {}",
+                                                 v->value, url.error())};
+      o.redis = *url;
+    }
+    o.state = v->value;
+  }
+  o.state_file = r.string("state-file", o.state_file);
+  return std::nullopt;
+}
+
+options::Problem load_provider_suffixes(const options::Reader& r, BanSettings& b) {
+  auto suffixes = r.list("provider-suffixes");
+  if (!suffixes) return suffixes.error();
+  for (const auto& s : *suffixes) {
+    std::string d = options::normalise_domain(s.value);
+    if (d.empty() || d.find_first_of("@/[]:") != std::string::npos)
+      return ConfigError{s.where,
+                         fmt::format("provider-suffixes: '{}' is not a domain suffix", s.value)};
+    b.provider_suffixes.push_back(d);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+options::Problem load_state_options(const options::Reader& r, StateOptions& o) {
   using std::chrono::milliseconds;
-  if (unit.empty()) return milliseconds(n * bare_unit.count());
-  if (unit == "ms") return milliseconds(n);
-  if (unit == "s") return milliseconds(n * 1000);
-  if (unit == "m") return milliseconds(n * 60'000);
-  if (unit == "h") return milliseconds(n * 3'600'000);
-  if (unit == "d") return milliseconds(n * 86'400'000);
+  constexpr milliseconds ms(1), sec(1000), year(365LL * 86'400'000);
+  constexpr std::string_view eg = "30m, 1800s, 1d";
+  BanSettings& b = o.bans;
+  for (auto e :
+       {load_backend(r, o), r.number("state-max-entries", 1000, 1'000'000'000, o.max_entries),
+        r.duration("redis-timeout", ms, 10 * ms, 30 * sec, "200ms", o.redis_timeout),
+        r.on_error("on-store-error", o.on_error), r.number("ban-strikes", 1, 1'000'000, b.strikes),
+        r.duration("ban-window", sec, sec, year, eg, b.window),
+        r.duration("ban-time", sec, sec, year, eg, b.ban_time),
+        r.duration("ban-escalated-time", sec, sec, year, eg, b.escalated_time),
+        r.duration("ban-escalation-window", sec, milliseconds(0), year, eg, b.escalation_window),
+        r.number("ban-aggregate-v4-prefix", 8, 32, b.v4_prefix),
+        r.number("ban-aggregate-v6-prefix", 16, 128, b.v6_prefix),
+        r.networks("allow-networks", b.allow), load_provider_suffixes(r, b)})
+    if (e) return e;
   return std::nullopt;
 }
 

@@ -31,14 +31,14 @@ struct Fixture {
 
   Fixture() {
     cfg->local_domains = {"example.com"};
-    cfg->message_rules = std::make_shared<const message::Rules>(shipped_rules());
+    cfg->message.rules = std::make_shared<const message::Rules>(shipped_rules());
     cfg->checks["backscatter"] = CheckMode::On;
     cfg->checks["batv"] = CheckMode::On;
     policy->config = cfg;
     s.policy = policy;
     s.tx.has_sender = true;
   }
-  void relays() { cfg->our_relay_names = {"mx-out.example.com"}; }
+  void relays() { cfg->backscatter.our_relay_names = {"mx-out.example.com"}; }
   // The message as the milter would deliver it: headers, then body in small chunks.
   void deliver(const std::string& text, std::string sender, std::vector<std::string> rcpts) {
     s.tx.sender = std::move(sender);
@@ -112,7 +112,7 @@ TEST_CASE("a bounce quoting our relay and our Message-ID passes (proof c)", "[ba
 
 TEST_CASE("our relay by address and a Message-ID subdomain count too", "[backscatter]") {
   Fixture f;
-  f.cfg->our_relay_networks.add(*net::Cidr::parse("198.51.100.0/24"));
+  f.cfg->backscatter.our_relay_networks.add(*net::Cidr::parse("198.51.100.0/24"));
   f.deliver_file("dsn-sendmail.eml", "");  // Message-ID <...@mail.example.com>
   CHECK(f.judge(Stage::Eom).proof == "relay+message-id");
 }
@@ -125,13 +125,13 @@ TEST_CASE("relay without our Message-ID domain is not proof", "[backscatter]") {
   auto eom = f.judge(Stage::Eom);
   REQUIRE(eom.verdict);
   CHECK(eom.missing.find("Message-ID domain example.com is not ours") != std::string::npos);
-  f.cfg->our_message_id_domains = {"example.com"};
+  f.cfg->backscatter.our_message_id_domains = {"example.com"};
   CHECK_FALSE(f.judge(Stage::Eom).verdict);
 }
 
 TEST_CASE("a valid X-Mxguard-Tag in the returned original is proof (b)", "[backscatter]") {
   Fixture f;
-  f.cfg->batv_keys = f.keys;
+  f.cfg->batv.keys = f.keys;
   std::string id = "<8F3A1B2C9D.4E5F6A7B@dsl-203-0-113-99.botnet.test>";
   std::string text = read_file(corpus_dir() + "/dsn-forged-spam-backscatter.eml");
   SECTION("valid") {
@@ -158,7 +158,7 @@ TEST_CASE("a valid X-Mxguard-Tag in the returned original is proof (b)", "[backs
 TEST_CASE("a valid BATV tag on the recipient is proof (a), decided at end of headers",
           "[backscatter][batv]") {
   Fixture f;
-  f.cfg->batv_keys = f.keys;
+  f.cfg->batv.keys = f.keys;
   std::string tagged = *batv::sign(*f.keys, "victor@example.com", kNow);
   f.deliver_file("dsn-forged-spam-backscatter.eml", "", {tagged});
   REQUIRE(f.s.tx.batv_valid.size() == 1);
@@ -185,7 +185,7 @@ TEST_CASE("an allow table is proof (d)", "[backscatter]") {
   Fixture f;
   auto table = tables::load_table(path.string(), &checks::validate_allow_result);
   REQUIRE(table);
-  f.cfg->backscatter_allow.push_back(*table);
+  f.cfg->backscatter.allow.push_back(*table);
   f.deliver_file("dsn-forged-spam-backscatter.eml", "");
   CHECK(f.judge(Stage::Eoh).proof == "allow-table");
   std::filesystem::remove(path);
@@ -217,7 +217,7 @@ TEST_CASE("MDNs pass by default; backscatter-check-mdn judges them", "[backscatt
   f.relays();
   f.deliver_file("mdn-read-receipt.eml", "");
   CHECK_FALSE(f.judge(Stage::Eom).verdict);
-  f.cfg->backscatter_check_mdn = true;
+  f.cfg->backscatter.check_mdn = true;
   CHECK(f.judge(Stage::Eom).verdict);
 }
 
@@ -261,7 +261,7 @@ TEST_CASE("without a body proof to look for, a marked bounce is refused at end o
     std::ofstream t(path);
     t << "someone@example.com OK\n";
   }
-  f.cfg->backscatter_allow.push_back(*tables::load_table(path.string()));
+  f.cfg->backscatter.allow.push_back(*tables::load_table(path.string()));
   f.deliver_file("bounce-exim.eml", "");
   auto eoh = f.judge(Stage::Eoh);
   REQUIRE(eoh.verdict);
@@ -274,7 +274,7 @@ TEST_CASE("null sender to several recipients: logged; refused when asked", "[bac
   f.relays();
   f.deliver_file("dsn-postfix.eml", "", {"a@example.com", "b@example.com"});
   CHECK_FALSE(f.judge(Stage::Eoh).verdict);
-  f.cfg->backscatter_reject_multi_rcpt = true;
+  f.cfg->backscatter.reject_multi_rcpt = true;
   auto v = f.judge(Stage::Eoh).verdict;
   REQUIRE(v);
   CHECK(v->reason == "multi-recipient");
@@ -284,7 +284,7 @@ TEST_CASE("a sender-verification probe passes RCPT: nothing is judged before DAT
           "[backscatter][batv]") {
   Fixture f;
   f.relays();
-  f.cfg->batv_keys = f.keys;
+  f.cfg->batv.keys = f.keys;
   f.policy->pipeline.add(std::make_unique<checks::BatvCheck>(), CheckMode::On);
   f.policy->pipeline.add(std::make_unique<checks::BackscatterCheck>(), CheckMode::On);
   f.s.tx.sender = "";
@@ -298,7 +298,7 @@ TEST_CASE("a sender-verification probe passes RCPT: nothing is judged before DAT
 TEST_CASE("batv check: bad and expired tags get 550 5.7.1 at RCPT; enforce mode at DATA",
           "[batv]") {
   Fixture f;
-  f.cfg->batv_keys = f.keys;
+  f.cfg->batv.keys = f.keys;
   checks::BatvCheck check;
   CheckContext ctx{*f.cfg};
   auto now = std::time(nullptr);
@@ -316,7 +316,7 @@ TEST_CASE("batv check: bad and expired tags get 550 5.7.1 at RCPT; enforce mode 
   f.s.tx.rcpt = "prvs=1123abcdef=victor@elsewhere.test";  // not our domain: not ours to judge
   CHECK_FALSE(check.evaluate(Stage::Rcpt, f.s, ctx));
 
-  f.cfg->batv_enforce_domains = {"example.com"};
+  f.cfg->batv.enforce_domains = {"example.com"};
   f.s.tx.sender = "";
   f.s.tx.recipients = {"victor@example.com"};
   auto enforce = check.evaluate(Stage::Data, f.s, ctx);
@@ -329,7 +329,7 @@ TEST_CASE("batv check: bad and expired tags get 550 5.7.1 at RCPT; enforce mode 
 TEST_CASE("outgoing mail from an authenticated local sender is signed and tagged",
           "[batv][changes]") {
   Fixture f;
-  f.cfg->batv_keys = f.keys;
+  f.cfg->batv.keys = f.keys;
   f.s.auth_authen = "alice";
   f.deliver("Message-ID: <out-1@example.com>\nSubject: hi\n\nhello\n", "alice@example.com",
             {"bob@remote.test"});
@@ -341,13 +341,13 @@ TEST_CASE("outgoing mail from an authenticated local sender is signed and tagged
   CHECK(batv::verify_tag(*f.keys, c.add_headers[0].value, "<out-1@example.com>", kNow) ==
         batv::TagStatus::Valid);
 
-  f.cfg->batv_exclude_senders = {"@example.com"};
+  f.cfg->batv.exclude_senders = {"@example.com"};
   auto excluded = message::plan_changes(f.s, kNow);
   CHECK_FALSE(excluded.new_sender);
   CHECK(excluded.add_headers.size() == 1);
 
   Fixture g;  // not authenticated, not trusted: nothing to sign
-  g.cfg->batv_keys = g.keys;
+  g.cfg->batv.keys = g.keys;
   g.deliver("Subject: x\n\nbody\n", "alice@example.com", {"bob@remote.test"});
   CHECK(message::plan_changes(g.s, kNow).empty());
 }
@@ -376,14 +376,14 @@ TEST_CASE("content matters after DATA only to bounces, tagged recipients, signin
   CHECK_FALSE(message::content_matters(daemon.s));
 
   Fixture tagged;  // a valid tag is removed at end of message, whoever sends
-  tagged.cfg->batv_keys = tagged.keys;
+  tagged.cfg->batv.keys = tagged.keys;
   envelope(tagged, "someone@remote.test",
            batv::sign(*tagged.keys, "victor@example.com", kNow).value());
   CHECK(message::content_matters(tagged.s));
 
   Fixture out;  // an authenticated local sender is signed; an unauthenticated one is not
-  out.cfg->batv_keys = out.keys;
-  out.cfg->batv_sign = true;
+  out.cfg->batv.keys = out.keys;
+  out.cfg->batv.sign = true;
   envelope(out, "alice@example.com", "bob@remote.test");
   CHECK_FALSE(message::content_matters(out.s));
   out.s.auth_authen = "alice";
@@ -410,9 +410,9 @@ TEST_CASE("config: backscatter needs a proof source; bad key file stops start-up
                   "64k"}};
   auto good = load_config(ok);
   REQUIRE(good);
-  CHECK((*good)->our_relay_names == std::vector<std::string>{"mx-out.example.com"});
-  CHECK((*good)->max_body_scan == 64 * 1024);
-  CHECK((*good)->message_rules);
+  CHECK((*good)->backscatter.our_relay_names == std::vector<std::string>{"mx-out.example.com"});
+  CHECK((*good)->message.max_body_scan == 64 * 1024);
+  CHECK((*good)->message.rules);
 
   auto path = std::filesystem::temp_directory_path() / "mxguard-loose-keys";
   {

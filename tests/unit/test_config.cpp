@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "mxguard/config.h"
+#include "mxguard/session.h"
 
 using namespace mxguard;
 

@@ -12,31 +12,18 @@
 #include <string>
 #include <vector>
 
+#include "mxguard/batv/options.h"
+#include "mxguard/check_mode.h"
+#include "mxguard/checks/options.h"
+#include "mxguard/config_error.h"
 #include "mxguard/dns/options.h"
 #include "mxguard/expected.h"
 #include "mxguard/log.h"
+#include "mxguard/message/options.h"
 #include "mxguard/net/ip.h"
-#include "mxguard/pipeline.h"
 #include "mxguard/state/options.h"
-#include "mxguard/tables/table.h"
 
 namespace mxguard {
-
-namespace batv {
-class KeyRing;
-}
-namespace message {
-struct Rules;
-}
-
-// "file:line: problem", or "command line: problem". Exit status 78 (EX_CONFIG) at start-up.
-struct ConfigError {
-  std::string where;
-  std::string message;
-  std::string to_string() const { return where + ": " + message; }
-};
-
-enum class FailureAction { Tempfail, Accept };
 
 struct Config {
   // Daemon life.
@@ -58,44 +45,18 @@ struct Config {
   net::CidrSet trusted_networks;
   std::vector<std::string> exempt_recipients;  // local parts or full addresses
   std::vector<std::string> exempt_senders;
-  FailureAction on_internal_error = FailureAction::Tempfail;
-  FailureAction on_dns_error = FailureAction::Tempfail;
-
-  // DNS: servers, timeouts, cache, the bogus-networks table (see dns/options.h).
-  dns::DnsOptions dns;
-
-  // access tables, in the order given.
-  std::vector<std::shared_ptr<const tables::Table>> client_access;
-  std::vector<std::shared_ptr<const tables::Table>> helo_access;
-  std::vector<std::shared_ptr<const tables::Table>> sender_access;
-  std::vector<std::shared_ptr<const tables::Table>> recipient_access;
-
-  // Backscatter and BATV (checks/backscatter.h, checks/batv.h, batv/).
-  std::vector<std::string> our_relay_names;  // our-relays: host names, lower case
-  net::CidrSet our_relay_networks;           // our-relays: addresses and networks
-  std::vector<std::string> our_message_id_domains;
-  std::shared_ptr<const batv::KeyRing> batv_keys;  // null: no BATV
-  bool batv_sign = true;
-  bool batv_subaddress = false;  // local+prvs=...@domain instead of prvs=...=local@domain
-  int batv_lifetime_days = 7;
-  int tag_max_age_days = 30;
-  std::vector<std::string> batv_exclude_senders;  // addresses, local parts, or @domain
-  std::vector<std::string> batv_enforce_domains;
-  std::size_t max_body_scan = 128 * 1024;
-  std::vector<std::shared_ptr<const tables::Table>> backscatter_allow;
-  std::shared_ptr<const message::Rules> message_rules;
-  bool backscatter_check_mdn = false;
-  bool backscatter_reject_multi_rcpt = false;
-
-  // Strikes, bans and where they are kept (state, state-file, ban-*, allow-networks...).
-  state::StateOptions state;
-
-  // Website-only domains and trap MX (unhandled-domain, ban, trap-mx).
-  std::vector<std::string> unhandled_domains;  // lower case, no trailing dot
   std::vector<net::IpAddress> self_addresses;  // our listening addresses, when the MTA omits them
-  std::vector<net::IpAddress> trap_addresses;
-  std::vector<std::shared_ptr<const tables::Table>> trap_allow_senders;
-  FailureAction on_store_error = FailureAction::Accept;
+  FailureAction on_internal_error = FailureAction::Tempfail;
+
+  // Each module's own options, loaded by the module (see its options.h).
+  dns::DnsOptions dns;
+  state::StateOptions state;
+  batv::BatvOptions batv;
+  message::MessageOptions message;
+  checks::AccessOptions access;
+  checks::BackscatterOptions backscatter;
+  checks::TrapOptions trap;
+  checks::WebsiteOptions website;
 
   // check.NAME = on|off|report, for every known check.
   std::map<std::string, CheckMode, std::less<>> checks;

@@ -12,11 +12,9 @@
 #include <vector>
 
 #include "mxguard/check.h"
+#include "mxguard/check_mode.h"
 
 namespace mxguard {
-
-enum class CheckMode { Off, On, Report };
-std::string_view to_string(CheckMode m);
 
 class Pipeline {
  public:

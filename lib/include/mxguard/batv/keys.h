@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "mxguard/config.h"
+#include "mxguard/config_error.h"
 #include "mxguard/expected.h"
 
 namespace mxguard::batv {

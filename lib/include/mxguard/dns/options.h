@@ -1,6 +1,8 @@
 // DnsOptions: the DNS settings of a Config (dns-server, dns-timeout, dns-retries,
-// dns-cache-*, dns-deadline, bogus-networks), and the route analyzer built from them.
-// Who uses it: config.cpp fills it; build_policy() and `mxguard audit` build an analyzer.
+// dns-cache-*, dns-deadline, bogus-networks, on-dns-error), their loader, and the route
+// analyzer built from them.
+// Who uses it: config.cpp calls load_dns_options(); build_policy() and `mxguard audit` build an
+// analyzer.
 // Thread-safety: plain values; the analyzer is shared read-only (its cache locks itself).
 #pragma once
 
@@ -9,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "mxguard/check_mode.h"
 #include "mxguard/dns/bogus_networks.h"
 #include "mxguard/expected.h"
+#include "mxguard/options/reader.h"
 
 namespace mxguard::dns {
 
@@ -26,7 +30,16 @@ struct DnsOptions {
   std::chrono::milliseconds deadline{10000};
   std::string bogus_networks_path;  // as loaded; empty when no DNS check needed it
   std::shared_ptr<const BogusNetworks> bogus_networks;
+  FailureAction on_error = FailureAction::Tempfail;  // on-dns-error
 };
+
+// The options above, for the one list of options (help, man page test).
+std::vector<options::Spec> dns_option_specs();
+
+// Reads them. The bogus-networks table is loaded when `bogus_needed` (a check judges addresses)
+// or when it is named; a missing default table does not stop a configuration without those
+// checks.
+options::Problem load_dns_options(const options::Reader& r, bool bogus_needed, DnsOptions& o);
 
 // Where the shipped table is looked for when bogus-networks is not set: the installed rules
 // directory, then the source tree the binary was built from (for tests and development).

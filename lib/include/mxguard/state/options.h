@@ -1,7 +1,7 @@
 // StateOptions: the state-store and ban settings of the configuration (keys state, state-file,
-// state-max-entries, redis-timeout, ban-*, allow-networks, provider-suffixes), and the value
-// parsers config.cpp uses for them.
-// Who calls it: lib/config.cpp (parsing), StateRuntime (building the store and the engine).
+// state-max-entries, redis-timeout, ban-*, allow-networks, provider-suffixes, on-store-error)
+// and their loader.
+// Who calls it: lib/config.cpp (loading), StateRuntime (building the store and the engine).
 // Thread-safety: plain values.
 #pragma once
 
@@ -9,7 +9,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "mxguard/check_mode.h"
+#include "mxguard/options/reader.h"
 #include "mxguard/state/bans.h"
 #include "mxguard/state/redis_store.h"
 
@@ -22,6 +25,8 @@ struct StateOptions {
   std::size_t max_entries = 2'000'000;
   std::chrono::milliseconds redis_timeout{200};
   BanSettings bans{};
+  // What a check does when the store cannot answer (on-store-error).
+  FailureAction on_error = FailureAction::Accept;
 
   // Whether a reload with `o` can keep the store built for *this (only ban settings differ).
   bool same_store(const StateOptions& o) const {
@@ -30,9 +35,9 @@ struct StateOptions {
   }
 };
 
-// "30m", "1800s", "1800", "1h", "1d", "200ms". A bare number counts `bare_unit`s (seconds for
-// ban times, as fail2ban's bantime; milliseconds for redis-timeout).
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text,
-                                                        std::chrono::milliseconds bare_unit);
+// The options above, for the one list of options (help, man page test).
+std::vector<options::Spec> state_option_specs();
+
+options::Problem load_state_options(const options::Reader& r, StateOptions& o);
 
 }  // namespace mxguard::state
