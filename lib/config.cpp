@@ -5,6 +5,8 @@
 // and line, which an admin needs at 3 a.m.
 #include "mxguard/config.h"
 
+#include "mxguard/check_registry.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -26,18 +28,6 @@ using options::Spec;
 // Options that make sense only on the command line.
 constexpr std::string_view kCommandLineOnly[] = {"config", "check-config", "version",       "help",
                                                  "test",   "test-sender",  "test-recipient"};
-
-const std::vector<std::pair<std::string, CheckMode>>& check_defaults() {
-  static const std::vector<std::pair<std::string, CheckMode>> checks = {
-      {"access", CheckMode::On},         {"forged-local-sender", CheckMode::Off},
-      {"null-mx-sender", CheckMode::On}, {"unroutable-sender", CheckMode::Off},
-      {"null-mx", CheckMode::On},        {"no-mail-domain", CheckMode::On},
-      {"bogus-mx", CheckMode::On},       {"batv", CheckMode::Off},
-      {"backscatter", CheckMode::Off},   {"ban", CheckMode::On},
-      {"trap-mx", CheckMode::On},        {"unhandled-domain", CheckMode::On},
-  };
-  return checks;
-}
 
 // The daemon's own options and who we are; the modules' lists follow in all_specs().
 std::vector<Spec> general_specs() {
@@ -80,14 +70,16 @@ po::options_description describe_options() {
         batv::batv_option_specs(), message::message_option_specs(), dns::dns_option_specs(),
         state::state_option_specs(), checks::website_option_specs()})
     specs.insert(specs.end(), more.begin(), more.end());
-  std::vector<std::string> check_help;
-  for (const auto& [name, mode] : check_defaults())
-    check_help.push_back(fmt::format("on, off or report (default {})", to_string(mode)));
-  std::vector<std::string> check_names;
-  for (const auto& [name, mode] : check_defaults())
-    check_names.push_back("check." + name);
-  for (std::size_t i = 0; i < check_names.size(); ++i)
-    specs.push_back({check_names[i].c_str(), Kind::Value, check_help[i].c_str()});
+  // check.NAME for every check of the registry, in pipeline order.
+  static const auto check_texts = [] {
+    std::vector<std::pair<std::string, std::string>> texts;
+    for (const CheckInfo& c : check_registry())
+      texts.emplace_back(fmt::format("check.{}", c.name),
+                         fmt::format("on, off or report (default {})", to_string(c.default_mode)));
+    return texts;
+  }();
+  for (const auto& [name, help] : check_texts)
+    specs.push_back({name.c_str(), Kind::Value, help.c_str()});
 
   po::options_description d("mxguard options");
   for (const Spec& s : specs) {
@@ -120,6 +112,13 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+std::string unknown_check(std::string_view key) {
+  std::vector<std::string_view> names;
+  for (const CheckInfo& c : check_registry())
+    names.push_back(c.name);
+  return fmt::format("unknown check '{}' (the checks: {})", key.substr(6), fmt::join(names, ", "));
+}
+
 Expected<RawMap, ConfigError> parse_command_line(const po::options_description& desc,
                                                  const CommandLine& cl) {
   RawMap raw;
@@ -133,6 +132,13 @@ Expected<RawMap, ConfigError> parse_command_line(const po::options_description& 
       for (const auto& v : o.value)
         raw[o.string_key].push_back({v, "command line"});
     }
+  } catch (const po::unknown_option& e) {
+    std::string key = e.get_option_name();
+    key = key.substr(std::min(key.find_first_not_of('-'), key.size()));
+    key = key.substr(0, key.find('='));
+    if (key.starts_with("check."))
+      return unexpected(ConfigError{"command line", unknown_check(key)});
+    return unexpected(ConfigError{"command line", e.what()});
   } catch (const po::error& e) {
     return unexpected(ConfigError{"command line", e.what()});
   }
@@ -157,6 +163,8 @@ Expected<RawMap, ConfigError> parse_config_file(const po::options_description& d
     std::string key(trim(t.substr(0, eq)));
     std::string value(trim(t.substr(eq + 1)));
     if (key.empty()) return unexpected(ConfigError{where, "missing key before '='"});
+    if (key.starts_with("check.") && !find_check(std::string_view(key).substr(6)))
+      return unexpected(ConfigError{where, unknown_check(key)});
     if (!desc.find_nothrow(key, false))
       return unexpected(ConfigError{where, fmt::format("unknown option '{}'", key)});
     if (std::find(std::begin(kCommandLineOnly), std::end(kCommandLineOnly), key) !=
@@ -196,22 +204,21 @@ options::Problem load_general(const options::Reader& r, Config& cfg) {
                                                v->value)};
     cfg.log_level = *lvl;
   }
-  for (const auto& [name, def] : check_defaults()) {
-    CheckMode mode = def;
-    if (auto e = r.check_mode("check." + name, mode)) return e;
-    cfg.checks.emplace(name, mode);
+  for (const CheckInfo& c : check_registry()) {
+    CheckMode& mode = cfg.checks[index(c.id)];
+    mode = c.default_mode;
+    if (auto e = r.check_mode(fmt::format("check.{}", c.name), mode)) return e;
   }
   return std::nullopt;
 }
 
 // Settings that only make sense together.
 options::Problem cross_check(const Config& cfg) {
-  if (cfg.mode("backscatter") != CheckMode::Off && !cfg.batv.keys &&
-      !cfg.backscatter.has_proof_source())
+  if (cfg.enabled(CheckId::Backscatter) && !cfg.batv.keys && !cfg.backscatter.has_proof_source())
     return ConfigError{"check.backscatter",
                        "no way to recognise bounces of our own mail: set batv-key-file, "
                        "our-relays or backscatter-allow (else every bounce would be refused)"};
-  if (cfg.mode("batv") != CheckMode::Off && !cfg.batv.keys)
+  if (cfg.enabled(CheckId::Batv) && !cfg.batv.keys)
     return ConfigError{"check.batv", "needs batv-key-file"};
   return std::nullopt;
 }
@@ -221,8 +228,8 @@ Expected<std::shared_ptr<const Config>, ConfigError> build(const options::Reader
   if (auto e = load_general(r, *cfg)) return unexpected(*e);
   // The bogus-networks table and the classifier rules are loaded only when a check needs them.
   const bool bogus_needed =
-      cfg->mode("bogus-mx") != CheckMode::Off || cfg->mode("unroutable-sender") != CheckMode::Off;
-  const bool rules_needed = cfg->mode("backscatter") != CheckMode::Off;
+      cfg->enabled(CheckId::BogusMx) || cfg->enabled(CheckId::UnroutableSender);
+  const bool rules_needed = cfg->enabled(CheckId::Backscatter);
   for (auto e :
        {checks::load_website_options(r, cfg->website), checks::load_trap_options(r, cfg->trap),
         checks::load_access_options(r, cfg->access), state::load_state_options(r, cfg->state),
@@ -256,21 +263,12 @@ bool Config::is_local_domain(std::string_view domain) const {
   return std::find(local_domains.begin(), local_domains.end(), d) != local_domains.end();
 }
 
-CheckMode Config::mode(std::string_view check) const {
-  auto it = checks.find(check);
-  return it == checks.end() ? CheckMode::Off : it->second;
-}
-
 std::vector<std::string> option_names() {
   std::vector<std::string> out;
   const po::options_description desc = describe_options();
   for (const auto& o : desc.options())
     out.push_back(o->long_name());
   return out;
-}
-
-std::vector<std::pair<std::string, CheckMode>> known_checks() {
-  return check_defaults();
 }
 
 Expected<std::shared_ptr<const Config>, ConfigError> load_config(const CommandLine& cl,

@@ -258,7 +258,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     // Postfix (>= 2.6) can show us the recipients it refused itself, so that website-only
     // domains it answers "Relay access denied" for still count against their senders.
     const Config& cfg = *policy->config;
-    if (cfg.mode("unhandled-domain") != CheckMode::Off && !cfg.website.unhandled_domains.empty())
+    if (cfg.enabled(CheckId::UnhandledDomain) && !cfg.website.unhandled_domains.empty())
       steps |= SMFIP_RCPT_REJ;
     *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGFROM);
     *pf1 = steps & f1;  // only what the MTA offers

@@ -11,9 +11,8 @@ std::optional<Verdict> NullMxSenderCheck::evaluate(Stage, const Session& session
   // The null sender has no domain; it is judged at DATA or later, never at MAIL (DESIGN.md).
   if (session.tx.sender.empty()) return std::nullopt;
   // Only the MX set is needed, unless unroutable-sender wants the whole route anyway.
-  const auto depth = ctx.config.mode("unroutable-sender") == CheckMode::Off
-                         ? dns::RouteDepth::MxOnly
-                         : dns::RouteDepth::Full;
+  const auto depth = !ctx.config.enabled(CheckId::UnroutableSender) ? dns::RouteDepth::MxOnly
+                                                                    : dns::RouteDepth::Full;
   const dns::MailRoute* route = route_for(ctx, session.tx.sender, depth);
   if (!route) return std::nullopt;
   switch (route->kind) {

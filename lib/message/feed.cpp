@@ -54,7 +54,7 @@ const Rules& rules_of(const Config& cfg) {
 
 bool wants_content(const Session& s) {
   const Config* cfg = config_of(s);
-  return cfg && (cfg->mode("backscatter") != CheckMode::Off || signs(*cfg));
+  return cfg && (cfg->enabled(CheckId::Backscatter) || signs(*cfg));
 }
 
 bool content_matters(const Session& s) {
@@ -62,7 +62,7 @@ bool content_matters(const Session& s) {
   if (!cfg) return true;
   if (!s.tx.batv_valid.empty()) return true;  // tags to remove at end of message
   if (cfg->report_header && !(s.would_reject.empty() && s.tx.would_reject.empty())) return true;
-  if (cfg->mode("backscatter") != CheckMode::Off && is_bounce_sender(s.tx.sender, rules_of(*cfg)))
+  if (cfg->enabled(CheckId::Backscatter) && is_bounce_sender(s.tx.sender, rules_of(*cfg)))
     return true;
   return signs_sender(*cfg, s);
 }
@@ -98,7 +98,7 @@ void feed_eoh(Session& s) {
   s.tx.reader->end_of_headers();
   const Config& cfg = *s.policy->config;
   // The body matters only to the backscatter check, and only for bounce senders.
-  s.tx.skip_body = cfg.mode("backscatter") == CheckMode::Off ||
+  s.tx.skip_body = !cfg.enabled(CheckId::Backscatter) ||
                    !is_bounce_sender(s.tx.sender, rules_of(cfg)) || !s.tx.batv_valid.empty();
 }
 

@@ -27,7 +27,7 @@ Expected<OfflineResult, std::string> run_offline(const std::shared_ptr<const Con
   // The checks read the config through the session's policy; a bare policy is enough here.
   // Modes are forced on so that -t shows what the check would do before it is enabled.
   auto local = std::make_shared<Config>(*cfg);
-  local->checks["backscatter"] = CheckMode::On;
+  local->checks[index(CheckId::Backscatter)] = CheckMode::On;
   auto policy = std::make_shared<Policy>();
   policy->config = local;
 

@@ -106,3 +106,32 @@ def test_the_shipped_defaults_load(tmp_path):
     out = subprocess.run([str(mxguard_binary()), "-n", "-c", str(conf)], capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_list_of_checks_has_the_registry_order():
+    """The checks run in the registry's order: `--help`, `mxguard -n` (the pipeline's own
+    description), the shipped config and the CHECKS section of mxguard.conf.5 list the same
+    checks in that same order (issue 13)."""
+    in_help = re.findall(r"--check\.([a-z-]+)", help_text())
+    rules = Path(__file__).resolve().parents[2] / "rules"
+    out = subprocess.run([str(mxguard_binary()), "-n", "--bogus-networks",
+                          str(rules / "bogus-networks.cidr")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    in_pipeline = re.findall(r"^  check\.([a-z-]+) = ", out.stdout, re.M)
+    in_conf = re.findall(r"^# check\.([a-z-]+) = ", CONF.read_text(), re.M)
+    in_page = re.findall(r"^\.It Cm check\.([a-z-]+) ", (MAN / "mxguard.conf.5").read_text(),
+                         re.M)
+    assert len(in_help) >= 12, in_help
+    assert in_pipeline == in_help, "mxguard -n and --help disagree"
+    assert in_conf == in_help, "packaging/mxguard.conf lists the checks in another order"
+    assert in_page == in_help, "mxguard.conf.5 lists the checks in another order"
+
+
+def test_an_unknown_check_is_a_configuration_error(tmp_path):
+    conf = tmp_path / "mxguard.conf"
+    conf.write_text("# a typo in a check's name must not silently mean off\ncheck.bogus_mx = on\n")
+    out = subprocess.run([str(mxguard_binary()), "-n", "-c", str(conf)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 78, out.stdout + out.stderr
+    assert f"{conf}:2: unknown check 'bogus_mx'" in out.stderr

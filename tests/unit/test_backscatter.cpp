@@ -32,8 +32,8 @@ struct Fixture {
   Fixture() {
     cfg->local_domains = {"example.com"};
     cfg->message.rules = std::make_shared<const message::Rules>(shipped_rules());
-    cfg->checks["backscatter"] = CheckMode::On;
-    cfg->checks["batv"] = CheckMode::On;
+    cfg->checks[index(CheckId::Backscatter)] = CheckMode::On;
+    cfg->checks[index(CheckId::Batv)] = CheckMode::On;
     policy->config = cfg;
     s.policy = policy;
     s.tx.has_sender = true;
@@ -372,7 +372,7 @@ TEST_CASE("content matters after DATA only to bounces, tagged recipients, signin
   Fixture daemon;
   envelope(daemon, "MAILER-DAEMON@remote.test", "victor@example.com");
   CHECK(message::content_matters(daemon.s));
-  daemon.cfg->checks["backscatter"] = CheckMode::Off;
+  daemon.cfg->checks[index(CheckId::Backscatter)] = CheckMode::Off;
   CHECK_FALSE(message::content_matters(daemon.s));
 
   Fixture tagged;  // a valid tag is removed at end of message, whoever sends

@@ -1,8 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 
+#include "mxguard/check_registry.h"
 #include "mxguard/config.h"
+#include "mxguard/policy.h"
 #include "mxguard/session.h"
 
 using namespace mxguard;
@@ -17,6 +20,13 @@ std::string write_file(const std::string& name, const std::string& text) {
 
 Expected<std::shared_ptr<const Config>, ConfigError> load(std::vector<std::string> args) {
   return load_config(CommandLine{std::move(args)});
+}
+
+std::string write_key_file() {
+  std::string path = write_file("registry-batv.keys", "1 0123456789abcdef0123456789abcdef\n");
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return path;
 }
 
 }  // namespace
@@ -38,8 +48,8 @@ TEST_CASE("config file keys and flags are the same options; the command line win
   CHECK(c.trusted_networks.contains(*net::IpAddress::parse("192.0.2.200")));
   CHECK_FALSE(c.trusted_networks.contains(*net::IpAddress::parse("192.0.3.1")));
   CHECK(c.report_only);
-  CHECK(c.mode("forged-local-sender") == CheckMode::On);
-  CHECK(c.mode("access") == CheckMode::On);
+  CHECK(c.mode(CheckId::ForgedLocalSender) == CheckMode::On);
+  CHECK(c.mode(CheckId::Access) == CheckMode::On);
   CHECK(c.exempt_recipients == std::vector<std::string>{"postmaster"});
 }
 
@@ -94,6 +104,45 @@ TEST_CASE("every option has a lower-case name and every check a check. option", 
   auto names = option_names();
   for (const auto& n : names)
     CHECK(n == lowercase(n));
-  for (const auto& [check, mode] : known_checks())
-    CHECK(std::find(names.begin(), names.end(), "check." + check) != names.end());
+  // The check. options follow the registry, in its order.
+  std::vector<std::string> check_options;
+  for (const auto& n : names)
+    if (n.rfind("check.", 0) == 0) check_options.push_back(n.substr(6));
+  std::vector<std::string> registry;
+  for (const CheckInfo& c : check_registry())
+    registry.emplace_back(c.name);
+  CHECK(check_options == registry);
+}
+
+TEST_CASE("the registry, the pipeline and the config agree on the checks and their order",
+          "[config][registry]") {
+  auto cfg = load({"--check.batv=report", "--batv-key-file", write_key_file(), "--bogus-networks",
+                   std::string(MXGUARD_SOURCE_DIR) + "/rules/bogus-networks.cidr"});
+  REQUIRE(cfg);
+  auto policy = build_policy(*cfg);
+  auto described = policy->pipeline.describe();
+  REQUIRE(described.size() == check_registry().size());
+  std::size_t i = 0;
+  for (const CheckInfo& c : check_registry()) {
+    CAPTURE(c.name);
+    CHECK(index(c.id) == i);
+    CHECK(find_check(c.name) == c.id);
+    CHECK(described[i].first == c.name);
+    CHECK(c.make(**cfg)->name() == c.name);
+    CHECK(described[i].second == (c.id == CheckId::Batv ? CheckMode::Report : c.default_mode));
+    ++i;
+  }
+  CHECK_FALSE(find_check("bogus_mx"));
+}
+
+TEST_CASE("an unknown check.NAME is a configuration error naming its place", "[config]") {
+  auto path = write_file("unknown-check.conf", "\ncheck.bogus_mx = on\n");
+  auto in_file = load({"-c", path});
+  REQUIRE_FALSE(in_file);
+  CHECK(in_file.error().where == path + ":2");
+  CHECK_THAT(in_file.error().message, Catch::Contains("unknown check 'bogus_mx'"));
+  auto on_line = load({"--check.nul-mx=on"});
+  REQUIRE_FALSE(on_line);
+  CHECK(on_line.error().where == "command line");
+  CHECK_THAT(on_line.error().message, Catch::Contains("unknown check 'nul-mx'"));
 }

@@ -1,11 +1,34 @@
+// CheckId: the checks mxguard has, as typed ids (names and order: check_registry.h).
 // CheckMode: check.NAME = on | off | report. FailureAction: what an on-*-error option says to do
 // when a lookup a check depends on cannot be made (DNS, the state store, mxguard itself).
 // Thread-safety: plain values.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 namespace mxguard {
+
+// In pipeline order (the registry's table lists them in the same order and a test holds it).
+enum class CheckId : std::uint8_t {
+  Access,
+  Ban,
+  TrapMx,
+  ForgedLocalSender,
+  NullMxSender,
+  UnroutableSender,
+  UnhandledDomain,
+  NullMx,
+  NoMailDomain,
+  BogusMx,
+  Batv,
+  Backscatter,
+};
+inline constexpr std::size_t kCheckCount = 12;
+constexpr std::size_t index(CheckId id) {
+  return static_cast<std::size_t>(id);
+}
 
 enum class CheckMode { Off, On, Report };
 std::string_view to_string(CheckMode m);

@@ -6,7 +6,7 @@
 // Thread-safety: immutable once built; shared through std::shared_ptr<const Config>.
 #pragma once
 
-#include <map>
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,11 +58,12 @@ struct Config {
   checks::TrapOptions trap;
   checks::WebsiteOptions website;
 
-  // check.NAME = on|off|report, for every known check.
-  std::map<std::string, CheckMode, std::less<>> checks;
+  // check.NAME = on|off|report, for every check of the registry, by CheckId.
+  std::array<CheckMode, kCheckCount> checks{};
 
   bool is_local_domain(std::string_view domain) const;
-  CheckMode mode(std::string_view check) const;
+  CheckMode mode(CheckId check) const { return checks[index(check)]; }
+  bool enabled(CheckId check) const { return mode(check) != CheckMode::Off; }
 };
 
 // The command line, parsed once at start-up; kept so that a reload re-applies it.
@@ -87,7 +88,5 @@ Expected<std::shared_ptr<const Config>, ConfigError> load_config(const CommandLi
 
 // The names of every option (for the man page test and --help).
 std::vector<std::string> option_names();
-// The names of every check, in pipeline order, and their default modes.
-std::vector<std::pair<std::string, CheckMode>> known_checks();
 
 }  // namespace mxguard
