@@ -63,6 +63,26 @@ std::vector<Spec> general_specs() {
 }
 
 // The one list of options, in --help order.
+// A flag given alone ("--report-only", "-f") means yes; written out here so that the word
+// after it is never taken for its value ("mxguard audit --report-header DOMAIN").
+std::vector<std::string> spell_out_flags(std::vector<std::string> args) {
+  for (std::string& a : args) {
+    for (const Spec& s : general_specs()) {
+      if (s.kind != Kind::Flag) continue;
+      const std::string_view name(s.name);
+      const std::string_view long_name = name.substr(0, name.find(','));
+      const bool short_form = name.find(',') != std::string_view::npos && a.size() == 2 &&
+                              a[0] == '-' && a[1] == name.back();
+      if (short_form || (a.size() == long_name.size() + 2 && a.starts_with("--") &&
+                         std::string_view(a).substr(2) == long_name)) {
+        a = fmt::format("--{}=yes", long_name);
+        break;
+      }
+    }
+  }
+  return args;
+}
+
 po::options_description describe_options() {
   std::vector<Spec> specs = general_specs();
   for (auto more :
@@ -120,11 +140,17 @@ std::string unknown_check(std::string_view key) {
 }
 
 Expected<RawMap, ConfigError> parse_command_line(const po::options_description& desc,
-                                                 const CommandLine& cl) {
+                                                 const CommandLine& cl,
+                                                 std::vector<std::string>* operands) {
   RawMap raw;
   try {
-    po::parsed_options parsed = po::command_line_parser(cl.args).options(desc).run();
+    po::parsed_options parsed =
+        po::command_line_parser(spell_out_flags(cl.args)).options(desc).run();
     for (const auto& o : parsed.options) {
+      if (operands && o.position_key != -1) {
+        operands->insert(operands->end(), o.value.begin(), o.value.end());
+        continue;
+      }
       if (o.position_key != -1 || o.string_key.empty())
         return unexpected(ConfigError{
             "command line", fmt::format("unexpected argument '{}'", fmt::join(o.value, " "))});
@@ -274,7 +300,8 @@ std::vector<std::string> option_names() {
 Expected<std::shared_ptr<const Config>, ConfigError> load_config(const CommandLine& cl,
                                                                  Invocation* invocation) {
   po::options_description desc = describe_options();
-  auto cmd = parse_command_line(desc, cl);
+  auto cmd = parse_command_line(
+      desc, cl, invocation && invocation->operands_allowed ? &invocation->operands : nullptr);
   if (!cmd) return unexpected(cmd.error());
   RawMap merged = std::move(cmd).value();
   if (invocation) {

@@ -21,10 +21,10 @@
 #include <fmt/format.h>
 
 #include "adapter.h"
+#include "audit.h"
 #include "daemon.h"
 #include "metrics_export.h"
 #include "mxguard/config.h"
-#include "mxguard/dns/audit.h"
 #include "mxguard/dns/fcrdns.h"
 #include "mxguard/dns/mail_route.h"
 #include "mxguard/log.h"
@@ -154,9 +154,9 @@ void release_parent() {
 int main(int argc, char** argv) {
   // Before any thread exists, so that every thread inherits the mask (see daemon.h).
   milter::block_signals();
-  // "mxguard audit DOMAIN...": explain mail routes and exit (see dns/audit.h).
+  // "mxguard audit DOMAIN...": explain mail routes and exit (see audit.h).
   if (argc > 1 && std::string_view(argv[1]) == "audit") {
-    const int status = dns::run_audit(std::vector<std::string>(argv + 2, argv + argc));
+    const int status = milter::run_audit(std::vector<std::string>(argv + 2, argv + argc));
     // A lookup given up at the deadline may wait for its own timeouts yet: rather than make the
     // command wait for it too, or tear down ldns and OpenSSL under it, end without exit handlers.
     if (!dns::join_lookup_threads(std::chrono::milliseconds(0))) {

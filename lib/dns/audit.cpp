@@ -5,7 +5,6 @@
 
 #include <algorithm>
 
-#include "mxguard/config.h"
 #include "mxguard/dns/options.h"
 #include "mxguard/session.h"
 
@@ -133,78 +132,6 @@ AuditResult audit_domain(const RouteAnalyzer& analyzer, std::string_view domain,
   for (const auto& a : adv)
     t += fmt::format("  advice: {}\n", a);
   return r;
-}
-
-int run_audit(const std::vector<std::string>& args) {
-  // Options as for the daemon ("--key=value", "--key value", "-c file"), plus --self ADDR;
-  // everything else is a domain.
-  static const std::vector<std::string> kNoValue = {"-f", "--foreground", "-n", "--check-config",
-                                                    "--report-only"};
-  std::vector<std::string> options;
-  std::vector<std::string> domains;
-  std::vector<net::IpAddress> self;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a.empty() || a[0] != '-') {
-      domains.push_back(a);
-      continue;
-    }
-    std::string value;
-    bool has_value = a.find('=') != std::string::npos;
-    std::string key = has_value ? a.substr(0, a.find('=')) : a;
-    if (has_value) value = a.substr(a.find('=') + 1);
-    const bool takes_value = std::find(kNoValue.begin(), kNoValue.end(), key) == kNoValue.end();
-    if (!has_value && takes_value) {
-      if (i + 1 >= args.size()) {
-        fmt::print(stderr, "mxguard audit: {} needs a value\n", key);
-        return EX_USAGE;
-      }
-      value = args[++i];
-      has_value = true;
-    }
-    if (key == "--self") {
-      auto addr = net::IpAddress::parse(value);
-      if (!addr) {
-        fmt::print(stderr, "mxguard audit: --self: '{}' is not an address\n", value);
-        return EX_USAGE;
-      }
-      self.push_back(*addr);
-      continue;
-    }
-    options.push_back(has_value ? key + "=" + value : key);
-  }
-  if (domains.empty()) {
-    fmt::print(stderr,
-               "usage: mxguard audit [--dns-server ADDR[:PORT]] [--self ADDR] [-c FILE] "
-               "DOMAIN...\n");
-    return EX_USAGE;
-  }
-  // The route classes need the bogus-networks table even when the config turns bogus-mx off.
-  bool has_bogus = std::any_of(options.begin(), options.end(), [](const std::string& o) {
-    return o.rfind("--bogus-networks", 0) == 0;
-  });
-  if (!has_bogus) options.push_back("--check.bogus-mx=on");
-  auto cfg = load_config(CommandLine{options});
-  if (!cfg) {
-    fmt::print(stderr, "mxguard: {}\n", cfg.error().to_string());
-    return EX_CONFIG;
-  }
-  auto analyzer = make_route_analyzer((*cfg)->dns);
-  if (!analyzer) {
-    fmt::print(stderr, "mxguard audit: {}\n", analyzer.error());
-    return EX_CONFIG;
-  }
-  int status = kAuditDeliverable;
-  for (const auto& d : domains) {
-    AuditResult r = audit_domain(**analyzer, d, self);
-    fmt::print("{}", r.text);
-    if (r.route.kind == RouteKind::TempFail) {
-      status = kAuditError;
-    } else if (r.route.kind != RouteKind::Deliverable && status != kAuditError) {
-      status = kAuditNotDeliverable;
-    }
-  }
-  return status;
 }
 
 }  // namespace mxguard::dns

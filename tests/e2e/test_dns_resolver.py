@@ -88,6 +88,22 @@ def test_idn_domain_is_looked_up_as_a_label(nsd):
     assert r.stdout.startswith("xn--bcher-kva.mail.test: no-such-domain"), r.stdout + r.stderr
 
 
+def test_audit_reads_options_as_the_daemon_does(nsd, tmp_path):
+    """audit's options go through the daemon's own parser: -c FILE with a space, value-less
+    flags such as --report-header, --self from the config file, and --help (issue 13)."""
+    conf = tmp_path / "mxguard.conf"
+    conf.write_text(f"dns-server = {nsd.server}\nself = 93.184.216.34\n")
+    r = subprocess.run([str(mxguard_binary()), "audit", "-c", str(conf), "--report-header",
+                        "implicit-good.mail.test"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[this host]" in r.stdout, r.stdout
+    h = subprocess.run([str(mxguard_binary()), "audit", "--help"], capture_output=True,
+                       text=True, timeout=30)
+    assert h.returncode == 0 and "usage: mxguard audit" in h.stdout and "--dns-server" in h.stdout
+    bad = audit(nsd.server, "good.mail.test", extra=["--self", "not-an-address"])
+    assert bad.returncode == 78 and "self: 'not-an-address' is not an address" in bad.stderr
+
+
 def test_audit_advice(nsd):
     r = audit(nsd.server, "nullmx.mail.test", "nullmx-spf.mail.test", "implicit-good.mail.test",
               extra=["--self", "93.184.216.34"])

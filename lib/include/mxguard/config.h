@@ -80,6 +80,10 @@ struct Invocation {
   std::optional<std::string> test_sender;
   std::optional<std::string> test_recipient;
   std::string help_text;
+  // Words that are not options ("mxguard audit DOMAIN..."): collected when operands_allowed,
+  // else each is an error.
+  bool operands_allowed = false;
+  std::vector<std::string> operands;
 };
 
 // Parses the command line, reads the config file it names (if any), loads every table.

@@ -1,7 +1,7 @@
 // `mxguard audit DOMAIN…`: explains a domain's mail routing as mxguard sees it — MX set,
 // addresses and their classification, null MX, SPF "-all" — and what the admin should publish
-// or fix. Kept in lib/ so it is tested without the daemon.
-// Who calls it: milter/main.cpp when argv[1] is "audit"; tests.
+// or fix. Kept in lib/ so it is tested without the daemon; its command line is milter/audit.h.
+// Who calls it: milter/audit.cpp; tests.
 // Thread-safety: runs on the caller's thread; the analyzer is shared read-only.
 #pragma once
 
@@ -30,9 +30,5 @@ AuditResult audit_domain(const RouteAnalyzer& analyzer, std::string_view domain,
 constexpr int kAuditDeliverable = 0;
 constexpr int kAuditNotDeliverable = 1;
 constexpr int kAuditError = 2;
-
-// Parses "audit" arguments: options (as for the daemon, plus --self ADDR) and domains.
-// Prints the reports to stdout and problems to stderr; returns the exit status.
-int run_audit(const std::vector<std::string>& args);
 
 }  // namespace mxguard::dns
