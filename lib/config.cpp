@@ -1,20 +1,18 @@
-// The whole-daemon configuration: gathers the command line and the config file into raw values
-// that remember their place, then lets each module load its own options from them (see
-// options/reader.h). Boost.Program_options parses the command line; the config file is read
-// here line by line (rather than with parse_config_file) so that every error can name its file
-// and line, which an admin needs at 3 a.m.
+// The whole-daemon configuration: the one list of options (the daemon's own and every
+// module's), gathered from the command line and the config file (options/sources.h); then each
+// module loads its own options from them (options/reader.h) and the few settings that only
+// make sense together are checked here.
 #include "mxguard/config.h"
 
 #include "mxguard/check_registry.h"
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <boost/program_options.hpp>
-#include <fstream>
-#include <sstream>
+#include <fmt/ranges.h>
 
-namespace po = boost::program_options;
+#include <algorithm>
+
+#include "mxguard/options/sources.h"
 
 namespace mxguard {
 
@@ -24,10 +22,6 @@ using options::Kind;
 using options::RawMap;
 using options::RawValue;
 using options::Spec;
-
-// Options that make sense only on the command line.
-constexpr std::string_view kCommandLineOnly[] = {"config", "check-config", "version",       "help",
-                                                 "test",   "test-sender",  "test-recipient"};
 
 // The daemon's own options and who we are; the modules' lists follow in all_specs().
 std::vector<Spec> general_specs() {
@@ -63,142 +57,37 @@ std::vector<Spec> general_specs() {
 }
 
 // The one list of options, in --help order.
-// A flag given alone ("--report-only", "-f") means yes; written out here so that the word
-// after it is never taken for its value ("mxguard audit --report-header DOMAIN").
-std::vector<std::string> spell_out_flags(std::vector<std::string> args) {
-  for (std::string& a : args) {
-    for (const Spec& s : general_specs()) {
-      if (s.kind != Kind::Flag) continue;
-      const std::string_view name(s.name);
-      const std::string_view long_name = name.substr(0, name.find(','));
-      const bool short_form = name.find(',') != std::string_view::npos && a.size() == 2 &&
-                              a[0] == '-' && a[1] == name.back();
-      if (short_form || (a.size() == long_name.size() + 2 && a.starts_with("--") &&
-                         std::string_view(a).substr(2) == long_name)) {
-        a = fmt::format("--{}=yes", long_name);
-        break;
-      }
-    }
-  }
-  return args;
-}
-
-po::options_description describe_options() {
-  std::vector<Spec> specs = general_specs();
-  for (auto more :
-       {checks::access_option_specs(), checks::backscatter_option_specs(),
-        batv::batv_option_specs(), message::message_option_specs(), dns::dns_option_specs(),
-        state::state_option_specs(), checks::website_option_specs()})
-    specs.insert(specs.end(), more.begin(), more.end());
-  // check.NAME for every check of the registry, in pipeline order.
-  static const auto check_texts = [] {
-    std::vector<std::pair<std::string, std::string>> texts;
-    for (const CheckInfo& c : check_registry())
-      texts.emplace_back(fmt::format("check.{}", c.name),
-                         fmt::format("on, off or report (default {})", to_string(c.default_mode)));
-    return texts;
+// The one list of options: the daemon's own, every module's, then check.NAME for every check of
+// the registry, in pipeline order.
+const options::Catalogue& catalogue() {
+  static const options::Catalogue kCatalogue = [] {
+    options::Catalogue c;
+    c.specs = general_specs();
+    for (auto more :
+         {checks::access_option_specs(), checks::backscatter_option_specs(),
+          batv::batv_option_specs(), message::message_option_specs(), dns::dns_option_specs(),
+          state::state_option_specs(), checks::website_option_specs()})
+      c.specs.insert(c.specs.end(), more.begin(), more.end());
+    static std::vector<std::pair<std::string, std::string>> texts;
+    for (const CheckInfo& check : check_registry())
+      texts.emplace_back(
+          fmt::format("check.{}", check.name),
+          fmt::format("on, off or report (default {})", to_string(check.default_mode)));
+    for (const auto& [name, help] : texts)
+      c.specs.push_back({name.c_str(), Kind::Value, help.c_str()});
+    c.command_line_only = {"config", "check-config", "version",       "help",
+                           "test",   "test-sender",  "test-recipient"};
+    c.explain_unknown = [](std::string_view key) -> std::optional<std::string> {
+      if (!key.starts_with("check.")) return std::nullopt;
+      std::vector<std::string_view> names;
+      for (const CheckInfo& check : check_registry())
+        names.push_back(check.name);
+      return fmt::format("unknown check '{}' (the checks: {})", key.substr(6),
+                         fmt::join(names, ", "));
+    };
+    return c;
   }();
-  for (const auto& [name, help] : check_texts)
-    specs.push_back({name.c_str(), Kind::Value, help.c_str()});
-
-  po::options_description d("mxguard options");
-  for (const Spec& s : specs) {
-    const po::value_semantic* v = nullptr;
-    switch (s.kind) {
-      case Kind::Value:
-        v = po::value<std::string>();
-        break;
-      case Kind::List:
-        v = po::value<std::vector<std::string>>()->composing();
-        break;
-      case Kind::Flag:
-        v = po::value<std::string>()->implicit_value("yes");
-        break;
-      case Kind::Files:
-        v = po::value<std::vector<std::string>>()->multitoken();
-        break;
-    }
-    d.add_options()(s.name, v, s.help);
-  }
-  return d;
-}
-
-std::string_view trim(std::string_view s) {
-  auto sp = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && sp(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && sp(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
-
-std::string unknown_check(std::string_view key) {
-  std::vector<std::string_view> names;
-  for (const CheckInfo& c : check_registry())
-    names.push_back(c.name);
-  return fmt::format("unknown check '{}' (the checks: {})", key.substr(6), fmt::join(names, ", "));
-}
-
-Expected<RawMap, ConfigError> parse_command_line(const po::options_description& desc,
-                                                 const CommandLine& cl,
-                                                 std::vector<std::string>* operands) {
-  RawMap raw;
-  try {
-    po::parsed_options parsed =
-        po::command_line_parser(spell_out_flags(cl.args)).options(desc).run();
-    for (const auto& o : parsed.options) {
-      if (operands && o.position_key != -1) {
-        operands->insert(operands->end(), o.value.begin(), o.value.end());
-        continue;
-      }
-      if (o.position_key != -1 || o.string_key.empty())
-        return unexpected(ConfigError{
-            "command line", fmt::format("unexpected argument '{}'", fmt::join(o.value, " "))});
-      if (o.value.empty()) raw[o.string_key].push_back({"yes", "command line"});
-      for (const auto& v : o.value)
-        raw[o.string_key].push_back({v, "command line"});
-    }
-  } catch (const po::unknown_option& e) {
-    std::string key = e.get_option_name();
-    key = key.substr(std::min(key.find_first_not_of('-'), key.size()));
-    key = key.substr(0, key.find('='));
-    if (key.starts_with("check."))
-      return unexpected(ConfigError{"command line", unknown_check(key)});
-    return unexpected(ConfigError{"command line", e.what()});
-  } catch (const po::error& e) {
-    return unexpected(ConfigError{"command line", e.what()});
-  }
-  return raw;
-}
-
-Expected<RawMap, ConfigError> parse_config_file(const po::options_description& desc,
-                                                const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return unexpected(ConfigError{path, "cannot read the file"});
-  RawMap raw;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    std::string_view t = trim(line);
-    if (t.empty() || t[0] == '#') continue;
-    std::string where = fmt::format("{}:{}", path, lineno);
-    auto eq = t.find('=');
-    if (eq == std::string::npos)
-      return unexpected(ConfigError{where, fmt::format("expected 'key = value', got '{}'", t)});
-    std::string key(trim(t.substr(0, eq)));
-    std::string value(trim(t.substr(eq + 1)));
-    if (key.empty()) return unexpected(ConfigError{where, "missing key before '='"});
-    if (key.starts_with("check.") && !find_check(std::string_view(key).substr(6)))
-      return unexpected(ConfigError{where, unknown_check(key)});
-    if (!desc.find_nothrow(key, false))
-      return unexpected(ConfigError{where, fmt::format("unknown option '{}'", key)});
-    if (std::find(std::begin(kCommandLineOnly), std::end(kCommandLineOnly), key) !=
-        std::end(kCommandLineOnly))
-      return unexpected(ConfigError{where, fmt::format("'{}' is a command-line option", key)});
-    raw[key].push_back({value, where});
-  }
-  return raw;
+  return kCatalogue;
 }
 
 options::Problem load_general(const options::Reader& r, Config& cfg) {
@@ -267,7 +156,7 @@ Expected<std::shared_ptr<const Config>, ConfigError> build(const options::Reader
   return std::shared_ptr<const Config>(std::move(cfg));
 }
 
-void describe_invocation(const po::options_description& desc, const RawMap& raw, Invocation& inv) {
+void describe_invocation(const RawMap& raw, Invocation& inv) {
   inv.help = raw.count("help") > 0;
   inv.version = raw.count("version") > 0;
   inv.check_config = raw.count("check-config") > 0;
@@ -277,9 +166,7 @@ void describe_invocation(const po::options_description& desc, const RawMap& raw,
   if (auto it = raw.find("test-sender"); it != raw.end()) inv.test_sender = it->second.back().value;
   if (auto it = raw.find("test-recipient"); it != raw.end())
     inv.test_recipient = it->second.back().value;
-  std::ostringstream os;
-  os << desc;
-  inv.help_text = os.str();
+  inv.help_text = options::help_text(catalogue());
 }
 
 }  // namespace
@@ -290,26 +177,22 @@ bool Config::is_local_domain(std::string_view domain) const {
 }
 
 std::vector<std::string> option_names() {
-  std::vector<std::string> out;
-  const po::options_description desc = describe_options();
-  for (const auto& o : desc.options())
-    out.push_back(o->long_name());
-  return out;
+  return options::option_names(catalogue());
 }
 
 Expected<std::shared_ptr<const Config>, ConfigError> load_config(const CommandLine& cl,
                                                                  Invocation* invocation) {
-  po::options_description desc = describe_options();
-  auto cmd = parse_command_line(
-      desc, cl, invocation && invocation->operands_allowed ? &invocation->operands : nullptr);
+  auto cmd = options::read_command_line(
+      catalogue(), cl.args,
+      invocation && invocation->operands_allowed ? &invocation->operands : nullptr);
   if (!cmd) return unexpected(cmd.error());
   RawMap merged = std::move(cmd).value();
   if (invocation) {
-    describe_invocation(desc, merged, *invocation);
+    describe_invocation(merged, *invocation);
     if (invocation->help || invocation->version) return std::make_shared<const Config>();
   }
   if (auto it = merged.find("config"); it != merged.end()) {
-    auto file = parse_config_file(desc, it->second.back().value);
+    auto file = options::read_config_file(catalogue(), it->second.back().value);
     if (!file) return unexpected(file.error());
     // The command line wins: a key given there replaces the file's values for that key.
     for (auto& [key, values] : *file)
