@@ -1,5 +1,7 @@
 #include "mxguard/log.h"
 
+#include <utility>
+
 #include <syslog.h>
 #include <unistd.h>
 
@@ -85,6 +87,20 @@ void StandardSink::write(LogLevel level, std::string_view line) {
   if (syslog_) {
     ::syslog(syslog_priority(level), "%.*s", static_cast<int>(line.size()), line.data());
   }
+}
+
+std::optional<std::uint64_t> LogLimiter::admit(std::string_view key,
+                                               std::chrono::system_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  auto it = slots_.find(key);
+  if (it == slots_.end()) it = slots_.emplace(std::string(key), Slot{}).first;
+  Slot& slot = it->second;
+  if (now < slot.next) {
+    ++slot.held;
+    return std::nullopt;
+  }
+  slot.next = now + interval_;
+  return std::exchange(slot.held, 0);
 }
 
 }  // namespace mxguard

@@ -25,25 +25,49 @@ std::string label(std::string_view v) {
 
 }  // namespace
 
-void Metrics::count_verdict(std::string_view check, std::string_view action) {
+void Metrics::Pairs::add(std::string_view a, std::string_view b) {
   {
     std::shared_lock lock(mutex_);
-    auto it = verdicts_.find(Key(check, action));
-    if (it != verdicts_.end()) {
+    auto it = counts_.find(Key(a, b));
+    if (it != counts_.end()) {
       it->second->fetch_add(1, std::memory_order_relaxed);
       return;
     }
   }
   std::unique_lock lock(mutex_);
-  auto& slot = verdicts_[Key(check, action)];
+  auto& slot = counts_[Key(a, b)];
   if (!slot) slot = std::make_unique<std::atomic<std::uint64_t>>(0);
   slot->fetch_add(1, std::memory_order_relaxed);
 }
 
-std::uint64_t Metrics::verdicts(std::string_view check, std::string_view action) const {
+std::uint64_t Metrics::Pairs::get(std::string_view a, std::string_view b) const {
   std::shared_lock lock(mutex_);
-  auto it = verdicts_.find(Key(check, action));
-  return it == verdicts_.end() ? 0 : it->second->load(std::memory_order_relaxed);
+  auto it = counts_.find(Key(a, b));
+  return it == counts_.end() ? 0 : it->second->load(std::memory_order_relaxed);
+}
+
+void Metrics::Pairs::render(std::string& out, std::string_view name, std::string_view la,
+                            std::string_view lb) const {
+  std::shared_lock lock(mutex_);
+  for (const auto& [key, value] : counts_)
+    out += fmt::format("{}{{{}=\"{}\",{}=\"{}\"}} {}\n", name, la, label(key.first), lb,
+                       label(key.second), value->load());
+}
+
+void Metrics::count_verdict(std::string_view check, std::string_view action) {
+  verdicts_.add(check, action);
+}
+
+std::uint64_t Metrics::verdicts(std::string_view check, std::string_view action) const {
+  return verdicts_.get(check, action);
+}
+
+void Metrics::count_failure_policy(std::string_view check, std::string_view policy) {
+  failure_policies_.add(check, policy);
+}
+
+std::uint64_t Metrics::failure_policies(std::string_view check, std::string_view policy) const {
+  return failure_policies_.get(check, policy);
 }
 
 void Metrics::observe_dns_query(double seconds) {
@@ -63,12 +87,15 @@ std::string Metrics::render() const {
       "# HELP mxguard_verdicts_total Decisions of each check: reject, would-reject (report "
       "only), tempfail, discard, accept (an OK that exempts the rest).\n"
       "# TYPE mxguard_verdicts_total counter\n";
+  verdicts_.render(out, "mxguard_verdicts_total", "check", "action");
+  out +=
+      "# HELP mxguard_failure_policy_total Failure policies applied (on-dns-error, "
+      "on-store-error, on-internal-error): the check and what was done, tempfail or accept.\n"
+      "# TYPE mxguard_failure_policy_total counter\n";
+  failure_policies_.render(out, "mxguard_failure_policy_total", "check", "policy");
   std::function<void(std::string&)> collector;
   {
     std::shared_lock lock(mutex_);
-    for (const auto& [key, value] : verdicts_)
-      out += fmt::format("mxguard_verdicts_total{{check=\"{}\",action=\"{}\"}} {}\n",
-                         label(key.first), label(key.second), value->load());
     collector = collector_;
   }
   out += fmt::format(

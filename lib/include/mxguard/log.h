@@ -5,7 +5,12 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace mxguard {
@@ -29,6 +34,25 @@ template <class... Args>
 void log(LogLevel level, fmt::format_string<Args...> f, Args&&... args) {
   if (log_enabled(level)) log_line(level, fmt::format(f, std::forward<Args>(args)...));
 }
+
+// Lets one line a key through per interval (a failure policy applied to every message of a DNS
+// outage must not flood the log); counts the lines held back so the next one can say so.
+class LogLimiter {
+ public:
+  explicit LogLimiter(std::chrono::seconds interval) : interval_(interval) {}
+  // Nothing: hold this line back. Else the number of lines held back since the last one.
+  std::optional<std::uint64_t> admit(std::string_view key,
+                                     std::chrono::system_clock::time_point now);
+
+ private:
+  struct Slot {
+    std::chrono::system_clock::time_point next{};
+    std::uint64_t held = 0;
+  };
+  std::chrono::seconds interval_;
+  std::mutex mutex_;
+  std::map<std::string, Slot, std::less<>> slots_;
+};
 
 // A sink that writes "mxguard: line" to stderr (foreground) and/or syslog.
 class StandardSink final : public LogSink {

@@ -2,7 +2,8 @@
 // node_exporter textfile collector (--metrics-file) and the /metrics listener
 // (--metrics-listen). The core counts verdicts per check and action (Pipeline::run); the
 // daemon adds its own lines (connections, transactions in flight) through a collector.
-// Who calls it: Pipeline::run on every decisive verdict; milter/metrics_export renders it.
+// Who calls it: Pipeline::run, CheckContext, the state store and the DNS cache count;
+// milter/metrics_export renders it.
 // Threading: counting is lock-free after a counter's first use (a shared lock to find it);
 // render() may run concurrently with counting.
 #pragma once
@@ -25,6 +26,11 @@ class Metrics {
   void count_verdict(std::string_view check, std::string_view action);
   std::uint64_t verdicts(std::string_view check, std::string_view action) const;
 
+  // A failure policy applied (on-dns-error, on-store-error, on-internal-error): which check,
+  // and what it did ("tempfail" or "accept").
+  void count_failure_policy(std::string_view check, std::string_view policy);
+  std::uint64_t failure_policies(std::string_view check, std::string_view policy) const;
+
   // State-store calls that failed (strikes not counted, bans not known); never a 5xx.
   void count_store_error() { store_errors_.fetch_add(1, std::memory_order_relaxed); }
   std::uint64_t store_errors() const { return store_errors_.load(std::memory_order_relaxed); }
@@ -41,9 +47,23 @@ class Metrics {
   std::string render() const;
 
  private:
-  using Key = std::pair<std::string, std::string>;
-  mutable std::shared_mutex mutex_;
-  std::map<Key, std::unique_ptr<std::atomic<std::uint64_t>>, std::less<>> verdicts_;
+  // Counters with two labels, made on first use.
+  class Pairs {
+   public:
+    void add(std::string_view a, std::string_view b);
+    std::uint64_t get(std::string_view a, std::string_view b) const;
+    // "name{la="a",lb="b"} n" lines.
+    void render(std::string& out, std::string_view name, std::string_view la,
+                std::string_view lb) const;
+
+   private:
+    using Key = std::pair<std::string, std::string>;
+    mutable std::shared_mutex mutex_;
+    std::map<Key, std::unique_ptr<std::atomic<std::uint64_t>>, std::less<>> counts_;
+  };
+  mutable std::shared_mutex mutex_;  // the collector
+  Pairs verdicts_;
+  Pairs failure_policies_;
   std::function<void(std::string&)> collector_;
   std::atomic<std::uint64_t> store_errors_{0};
   // Cumulative bucket counts as Prometheus wants them, plus +Inf (= count) and the sum in µs.

@@ -1,4 +1,4 @@
-// Offline test mode (mxguard -t FILE... [--sender ADDR] [--recipient ADDR]): runs the message
+// Offline test mode (mxguard -t FILE... [--test-sender ADDR] [--test-recipient ADDR]): runs the message
 // checks (backscatter, BATV recipient tags) on a message file as if it had arrived over SMTP,
 // so an admin can check a bounce they received before turning rejection on.
 // Who calls it: milter/main for -t; tests.
