@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "mxguard/config.h"
+#include "mxguard/content.h"
 #include "mxguard/log.h"
 #include "mxguard/metrics.h"
 #include "mxguard/policy.h"
@@ -59,6 +60,8 @@ bool Pipeline::exempt(const Entry& e, Stage stage, const Session& session) const
 
 std::optional<Verdict> Pipeline::run(Stage stage, Session& session, CheckContext& ctx) const {
   if (stage == Stage::Rcpt) session.tx.rcpt_allowed = false;
+  // What every check of the stage may read, worked out once (the recipient's BATV tag).
+  content::prepare_stage(stage, session, ctx);
   const bool refused_by_mta = stage == Stage::Rcpt && session.tx.rcpt_rejected_by_mta;
   for (const auto& e : entries_) {
     if (e.mode == CheckMode::Off || !e.check->stages().has(stage)) continue;

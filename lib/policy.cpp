@@ -6,7 +6,7 @@
 
 namespace mxguard {
 
-std::shared_ptr<const Policy> build_policy(std::shared_ptr<const Config> config) {
+std::shared_ptr<const Policy> build_policy(std::shared_ptr<const Config> config, PolicyDns dns) {
   auto policy = std::make_shared<Policy>();
   policy->config = config;
   Pipeline& p = policy->pipeline;
@@ -15,6 +15,7 @@ std::shared_ptr<const Policy> build_policy(std::shared_ptr<const Config> config)
     p.add(c.make(*config), config->mode(c.id));
   // The config was validated, so this fails only on something like memory; the DNS checks
   // then see no analyzer and stay silent, which the log says.
+  if (dns == PolicyDns::Without) return policy;
   if (auto routes = dns::make_route_analyzer(config->dns)) {
     policy->routes = *routes;
   } else {

@@ -14,8 +14,8 @@
 
 #include <fmt/format.h>
 
+#include "mxguard/content.h"
 #include "mxguard/log.h"
-#include "mxguard/message/feed.h"
 #include "mxguard/session.h"
 #include "mxguard/state/bans.h"
 
@@ -247,7 +247,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     if (need.has(Stage::Header)) steps |= SMFIP_NR_HDR;  // collected, judged at end of headers
     if (!need.has(Stage::Rcpt)) steps |= SMFIP_NORCPT | SMFIP_NR_RCPT;
     // DATA is where mail that needs no content check is accepted (see on_data).
-    if (!need.has(Stage::Data) && !message::wants_content(c->session))
+    if (!need.has(Stage::Data) && !content::wants_content(c->session))
       steps |= SMFIP_NODATA | SMFIP_NR_DATA;
     if (!need.has(Stage::Header)) steps |= SMFIP_NOHDRS | SMFIP_NR_HDR;
     if (!need.has(Stage::Eoh)) steps |= SMFIP_NOEOH | SMFIP_NR_EOH;
@@ -335,7 +335,7 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
   if (s && (r == SMFIS_CONTINUE || r == SMFIS_NOREPLY)) {
     try {
       s->tx.recipients.push_back(s->tx.rcpt);
-      message::on_recipient(*s, std::time(nullptr));  // content hook: records a valid BATV tag
+      content::on_recipient(*s);  // keeps a valid BATV tag (verified once by the pipeline)
     } catch (...) {
       return internal_error(s, "rcpt", "out of memory");
     }
@@ -351,9 +351,9 @@ sfsistat on_data(SMFICTX* ctx) {
   // Mail that can be neither a bounce to judge nor a message to change is accepted here:
   // the MTA then sends none of its headers, body or end of message (each a round trip).
   Connection* c = connection_of(ctx);
-  if (r == SMFIS_CONTINUE && c && message::wants_content(c->session)) {
+  if (r == SMFIS_CONTINUE && c && content::wants_content(c->session)) {
     try {
-      if (!message::content_matters(c->session)) {
+      if (!content::content_matters(c->session)) {
         log(LogLevel::Debug, "{}: accepted at DATA: no content check applies", c->session.log_id());
         end_transaction(c);
         return SMFIS_ACCEPT;
@@ -367,7 +367,7 @@ sfsistat on_data(SMFICTX* ctx) {
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
   return run_stage(ctx, Stage::Header, "header", [&](Session& s) {
-    message::feed_header(s, name ? name : "", value ? value : "");  // content hook (bounded)
+    content::feed_header(s, name ? name : "", value ? value : "");  // content hook (bounded)
     std::size_t n = std::strlen(name ? name : "") + std::strlen(value ? value : "");
     if (s.tx.headers.size() >= kMaxHeaders || s.tx.header_bytes + n > kMaxHeaderBytes) {
       s.tx.headers_truncated = true;
@@ -379,7 +379,7 @@ sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
 }
 
 sfsistat on_eoh(SMFICTX* ctx) {
-  return run_stage(ctx, Stage::Eoh, "eoh", [](Session& s) { message::feed_eoh(s); });
+  return run_stage(ctx, Stage::Eoh, "eoh", [](Session& s) { content::feed_eoh(s); });
 }
 
 sfsistat on_body(SMFICTX* ctx, unsigned char* data, size_t len) {
@@ -387,7 +387,7 @@ sfsistat on_body(SMFICTX* ctx, unsigned char* data, size_t len) {
   // the body is needed; that is where SMFIS_SKIP can go once the adapter negotiates it.
   bool more = true;
   sfsistat r = run_stage(ctx, Stage::Body, "body", [&](Session& s) {
-    more = message::feed_body(
+    more = content::feed_body(
         s, std::string_view(reinterpret_cast<const char*>(data), data ? len : 0));
   });
   // Nothing more of the body matters: ask the MTA not to send the rest (saves round trips).
@@ -408,7 +408,7 @@ void apply_changes(SMFICTX* ctx, const Session& s) {
       log(LogLevel::Warning, "{}: add header {} failed (did the MTA grant the milter this action?)",
           s.log_id(), name);
   }
-  message::MessageChanges changes = message::plan_changes(s, std::time(nullptr));
+  content::MessageChanges changes = content::plan_changes(s, std::time(nullptr));
   if (changes.empty()) return;
   auto warn_if = [&](int rc, const char* what, const std::string& arg) {
     if (rc != MI_SUCCESS)
@@ -437,7 +437,7 @@ sfsistat on_eom(SMFICTX* ctx) {
     if (s.tx.queue_id.empty()) s.tx.queue_id = macro(ctx, "i");
     if (s.tx.queue_id.empty())
       warn_missing_macro(g_no_queue_id, mta_kind(ctx), "log lines cannot name the queue id");
-    message::feed_eom(s);
+    content::feed_eom(s);
   });
   Session* s = session_of(ctx);
   if (s && r == SMFIS_CONTINUE) {

@@ -28,8 +28,8 @@
 #include "mxguard/dns/fcrdns.h"
 #include "mxguard/dns/mail_route.h"
 #include "mxguard/log.h"
-#include "mxguard/message/offline.h"
 #include "mxguard/metrics.h"
+#include "mxguard/offline.h"
 #include "mxguard/policy.h"
 #include "mxguard/state/bans.h"
 #include "mxguard/state/runtime.h"
@@ -209,10 +209,10 @@ int main(int argc, char** argv) {
     // Offline test mode, like opendkim -t: what would the message checks say of these files?
     int status = EX_OK;
     for (const auto& file : inv.test_files) {
-      auto r = message::run_offline(cfg, file, {inv.test_sender, inv.test_recipient, false},
-                                    std::time(nullptr));
+      auto r =
+          run_offline(cfg, file, {inv.test_sender, inv.test_recipient, false}, std::time(nullptr));
       if (r) {
-        fmt::print("{}\n", message::format_offline(*r));
+        fmt::print("{}\n", format_offline(*r));
       } else {
         fmt::print(stderr, "mxguard: {}: {}\n", file, r.error());
         status = EX_NOINPUT;

@@ -145,6 +145,21 @@ Verdict reject(MessageClass c) {
       "backscatter", std::string(message::to_string(c)));
 }
 
+// What -t shows: the class, the proof that held or what was missing, the returned original.
+void record(const BackscatterFinding& f, ContentFinding& out) {
+  out.judged = f.applies;
+  if (!f.applies) return;
+  const bool classified = !f.classification.reason.empty() || f.class_reason.empty();
+  out.cls = std::string(message::to_string(classified ? f.classification.cls : f.cls));
+  out.class_reason = classified ? f.classification.reason : f.class_reason;
+  out.proof = f.proof;
+  out.missing = f.missing;
+  const message::ReturnedOriginal& o = f.classification.original;
+  if (o.found())
+    out.original = fmt::format("{} {} from={}", o.source, o.message_id.empty() ? "-" : o.message_id,
+                               o.from.empty() ? "-" : o.from);
+}
+
 }  // namespace
 
 std::optional<std::string> validate_allow_result(std::string_view result) {
@@ -218,7 +233,8 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session, const 
 std::optional<Verdict> BackscatterCheck::evaluate(Stage stage, const Session& session,
                                                   CheckContext& ctx) const {
   if (stage != Stage::Eoh && stage != Stage::Eom) return std::nullopt;
-  BackscatterFinding f = judge_backscatter(stage, session, ctx.config, std::time(nullptr));
+  BackscatterFinding f = judge_backscatter(stage, session, ctx.config, ctx.clock->time());
+  if (ctx.finding && (f.decided || f.verdict)) record(f, *ctx.finding);
   if (f.verdict) {
     log(LogLevel::Info, "{}: backscatter: class={} ({}) proof missing: {}", session.log_id(),
         message::to_string(f.cls), f.class_reason, f.missing);

@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <ctime>
 
-#include "mxguard/batv/prvs.h"
 #include "mxguard/config.h"
 
 namespace mxguard::checks {
@@ -26,22 +24,22 @@ std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
   const Transaction& tx = session.tx;
 
   if (stage == Stage::Rcpt) {
-    if (!batv::is_tagged(tx.rcpt)) return std::nullopt;
+    if (tx.rcpt_tag.status == RecipientTagStatus::NotTagged) return std::nullopt;
     // Only our own addresses carry our tags; a tagged address elsewhere is not ours to judge.
     if (!cfg.local_domains.empty() && !cfg.is_local_domain(domain_part(tx.rcpt)))
       return std::nullopt;
-    auto r = batv::verify(*cfg.batv.keys, tx.rcpt, std::time(nullptr), cfg.batv.lifetime_days);
-    if (r.status == batv::PrvsStatus::Valid || r.status == batv::PrvsStatus::NotTagged)
+    // Verified once, before the checks ran (content::prepare_stage).
+    const RecipientTag& tag = tx.rcpt_tag;
+    if (tag.status == RecipientTagStatus::Valid || tag.status == RecipientTagStatus::NotTagged)
       return std::nullopt;
-    const char* why = r.status == batv::PrvsStatus::Expired ? "has expired" : "is not valid";
+    const char* why = tag.status == RecipientTagStatus::Expired ? "has expired" : "is not valid";
     auto reply = SmtpReply::make(
         550, "5.7.1",
         fmt::format("<{}>: Recipient address rejected: its BATV tag {}; we did not send the "
                     "message this answers",
                     tx.rcpt, why));
     if (!reply) return std::nullopt;
-    return Verdict::reject(std::move(reply).value(), "batv",
-                           std::string(batv::to_string(r.status)));
+    return Verdict::reject(std::move(reply).value(), "batv", tag.reason);
   }
 
   if (stage == Stage::Data && tx.sender.empty() && !cfg.batv.enforce_domains.empty()) {

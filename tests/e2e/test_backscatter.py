@@ -175,3 +175,41 @@ def test_offline_mode_explains_a_bounce(config, tmp_path):
     assert "class=dsn" in lines[0] and "verdict=reject 550 5.7.1" in lines[0]
     assert "class=dsn" in lines[1] and "verdict=pass" in lines[1]
     assert "class=ordinary" in lines[2] and "verdict=pass" in lines[2]
+
+
+@pytest.mark.mtas("postfix")
+def test_offline_mode_and_the_daemon_agree_on_every_message(mta, mxguard, config, sink,
+                                                             tmp_path):
+    """-t runs the daemon's own pipeline (issue 13): every message of tests/data/messages,
+    sent from outside through Postfix with the envelope -t derives, gets the verdict -t gave,
+    and what -t passes arrives."""
+    conf = tmp_path / "t.conf"
+    conf.write_text(config)
+    files = sorted(CORPUS.glob("*.eml"))
+    out = subprocess.run([str(mxguard_binary()), "-c", str(conf), "-t", *map(str, files),
+                          "--test-recipient", "alice@example.com"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(files), out.stdout
+    d = mxguard(config)
+    server = mta(milter=d.socket)
+    delivered = 0
+    verdicts = {"reject": 0, "pass": 0}
+    for path, line in zip(files, lines):
+        sender = re.search(r" from=<([^>]*)>", line).group(1)
+        offline = re.search(r" verdict=(\S+)( \d{3} \d\.\d\.\d+)?", line)
+        r = send(server, sender=sender, recipients=["alice@example.com"],
+                 message=path.read_bytes(), source=OUTSIDE)
+        assert r.rcpts and r.rcpts[0].code == 250, f"{path.name}: {r.last()}"
+        assert r.eom is not None, f"{path.name}: {r.last()}"
+        if offline.group(1) == "pass":
+            assert r.eom.code == 250, f"{path.name}: -t says pass, the daemon {r.eom}"
+            delivered += 1
+            sink.wait_for(delivered)
+        else:
+            code = offline.group(2).split()[0]
+            assert str(r.eom.code) == code, f"{path.name}: -t says {line}, the daemon {r.eom}"
+        verdicts["pass" if offline.group(1) == "pass" else "reject"] += 1
+    # Both kinds occur, so agreement means something.
+    assert verdicts["pass"] >= 10 and verdicts["reject"] >= 3, verdicts

@@ -10,7 +10,7 @@
 #include "mxguard/checks/backscatter.h"
 #include "mxguard/checks/batv.h"
 #include "mxguard/config.h"
-#include "mxguard/message/feed.h"
+#include "mxguard/content.h"
 #include "mxguard/policy.h"
 
 using namespace mxguard;
@@ -21,6 +21,15 @@ using mxguard::testing::shipped_rules;
 namespace {
 
 constexpr std::time_t kNow = 1715688000;
+
+// RCPT as the pipeline and the adapter handle it: the tag verified once, then kept.
+void accept_recipient(Session& s) {
+  const ManualClock clock{Clock::time_point(std::chrono::seconds(kNow))};
+  CheckContext ctx{*s.policy->config};
+  ctx.clock = &clock;
+  content::prepare_stage(Stage::Rcpt, s, ctx);
+  content::on_recipient(s);
+}
 
 struct Fixture {
   std::shared_ptr<Config> cfg = std::make_shared<Config>();
@@ -45,16 +54,16 @@ struct Fixture {
     for (auto& r : rcpts) {
       s.tx.rcpt = r;
       s.tx.recipients.push_back(r);
-      message::on_recipient(s, kNow);
+      accept_recipient(s);
     }
     auto m = message::MessageReader::from_text(text);
     for (const auto& h : m.headers())
-      message::feed_header(s, h.name, h.value);
-    message::feed_eoh(s);
+      content::feed_header(s, h.name, h.value);
+    content::feed_eoh(s);
     std::string_view body = m.body();
     for (std::size_t i = 0; i < body.size(); i += 1000)
-      message::feed_body(s, body.substr(i, 1000));
-    message::feed_eom(s);
+      content::feed_body(s, body.substr(i, 1000));
+    content::feed_eom(s);
   }
   void deliver_file(const std::string& name, std::string sender,
                     std::vector<std::string> rcpts = {"victor@example.com"}) {
@@ -169,7 +178,7 @@ TEST_CASE("a valid BATV tag on the recipient is proof (a), decided at end of hea
   CHECK(eoh.proof == "batv-recipient");
   CHECK_FALSE(eoh.verdict);
   // ...and the tag comes off at end of message.
-  auto changes = message::plan_changes(f.s, kNow);
+  auto changes = content::plan_changes(f.s, kNow);
   REQUIRE(changes.rewrite_rcpts.size() == 1);
   CHECK(changes.rewrite_rcpts[0].tagged == tagged);
   CHECK(changes.rewrite_rcpts[0].plain == "victor@example.com");
@@ -302,19 +311,22 @@ TEST_CASE("batv check: bad and expired tags get 550 5.7.1 at RCPT; enforce mode 
   checks::BatvCheck check;
   CheckContext ctx{*f.cfg};
   auto now = std::time(nullptr);
-  f.s.tx.rcpt = *batv::sign(*f.keys, "victor@example.com", now);
-  CHECK_FALSE(check.evaluate(Stage::Rcpt, f.s, ctx));
-  f.s.tx.rcpt = *batv::sign(*f.keys, "victor@example.com", now - 10 * 86400);
-  auto expired = check.evaluate(Stage::Rcpt, f.s, ctx);
+  // As the pipeline runs RCPT: the tag is verified once, then the check judges it.
+  auto at_rcpt = [&](std::string rcpt) {
+    f.s.tx.rcpt = std::move(rcpt);
+    content::prepare_stage(Stage::Rcpt, f.s, ctx);
+    return check.evaluate(Stage::Rcpt, f.s, ctx);
+  };
+  CHECK_FALSE(at_rcpt(*batv::sign(*f.keys, "victor@example.com", now)));
+  auto expired = at_rcpt(*batv::sign(*f.keys, "victor@example.com", now - 10 * 86400));
   REQUIRE(expired);
   CHECK(expired->reason == "expired");
   CHECK(expired->reply->to_string().rfind("550 5.7.1 <prvs=", 0) == 0);
-  f.s.tx.rcpt = "prvs=1123abcdef=victor@example.com";
-  auto bad = check.evaluate(Stage::Rcpt, f.s, ctx);
+  auto bad = at_rcpt("prvs=1123abcdef=victor@example.com");
   REQUIRE(bad);
   CHECK(bad->reason == "bad-signature");
-  f.s.tx.rcpt = "prvs=1123abcdef=victor@elsewhere.test";  // not our domain: not ours to judge
-  CHECK_FALSE(check.evaluate(Stage::Rcpt, f.s, ctx));
+  // not our domain: not ours to judge
+  CHECK_FALSE(at_rcpt("prvs=1123abcdef=victor@elsewhere.test"));
 
   f.cfg->batv.enforce_domains = {"example.com"};
   f.s.tx.sender = "";
@@ -333,7 +345,7 @@ TEST_CASE("outgoing mail from an authenticated local sender is signed and tagged
   f.s.auth_authen = "alice";
   f.deliver("Message-ID: <out-1@example.com>\nSubject: hi\n\nhello\n", "alice@example.com",
             {"bob@remote.test"});
-  auto c = message::plan_changes(f.s, kNow);
+  auto c = content::plan_changes(f.s, kNow);
   REQUIRE(c.new_sender);
   CHECK(batv::verify(*f.keys, *c.new_sender, kNow).status == batv::PrvsStatus::Valid);
   REQUIRE(c.add_headers.size() == 1);
@@ -342,14 +354,14 @@ TEST_CASE("outgoing mail from an authenticated local sender is signed and tagged
         batv::TagStatus::Valid);
 
   f.cfg->batv.exclude_senders = {"@example.com"};
-  auto excluded = message::plan_changes(f.s, kNow);
+  auto excluded = content::plan_changes(f.s, kNow);
   CHECK_FALSE(excluded.new_sender);
   CHECK(excluded.add_headers.size() == 1);
 
   Fixture g;  // not authenticated, not trusted: nothing to sign
   g.cfg->batv.keys = g.keys;
   g.deliver("Subject: x\n\nbody\n", "alice@example.com", {"bob@remote.test"});
-  CHECK(message::plan_changes(g.s, kNow).empty());
+  CHECK(content::plan_changes(g.s, kNow).empty());
 }
 
 TEST_CASE("content matters after DATA only to bounces, tagged recipients, signing and reports",
@@ -359,42 +371,42 @@ TEST_CASE("content matters after DATA only to bounces, tagged recipients, signin
     f.s.tx.sender = std::move(sender);
     f.s.tx.rcpt = rcpt;
     f.s.tx.recipients.push_back(rcpt);
-    message::on_recipient(f.s, kNow);
+    accept_recipient(f.s);
   };
   Fixture plain;
   envelope(plain, "someone@remote.test", "victor@example.com");
-  CHECK(message::wants_content(plain.s));
-  CHECK_FALSE(message::content_matters(plain.s));
+  CHECK(content::wants_content(plain.s));
+  CHECK_FALSE(content::content_matters(plain.s));
 
   Fixture bounce;  // null sender and MAILER-DAEMON@ are judged at end of message
   envelope(bounce, "", "victor@example.com");
-  CHECK(message::content_matters(bounce.s));
+  CHECK(content::content_matters(bounce.s));
   Fixture daemon;
   envelope(daemon, "MAILER-DAEMON@remote.test", "victor@example.com");
-  CHECK(message::content_matters(daemon.s));
+  CHECK(content::content_matters(daemon.s));
   daemon.cfg->checks[index(CheckId::Backscatter)] = CheckMode::Off;
-  CHECK_FALSE(message::content_matters(daemon.s));
+  CHECK_FALSE(content::content_matters(daemon.s));
 
   Fixture tagged;  // a valid tag is removed at end of message, whoever sends
   tagged.cfg->batv.keys = tagged.keys;
   envelope(tagged, "someone@remote.test",
            batv::sign(*tagged.keys, "victor@example.com", kNow).value());
-  CHECK(message::content_matters(tagged.s));
+  CHECK(content::content_matters(tagged.s));
 
   Fixture out;  // an authenticated local sender is signed; an unauthenticated one is not
   out.cfg->batv.keys = out.keys;
   out.cfg->batv.sign = true;
   envelope(out, "alice@example.com", "bob@remote.test");
-  CHECK_FALSE(message::content_matters(out.s));
+  CHECK_FALSE(content::content_matters(out.s));
   out.s.auth_authen = "alice";
-  CHECK(message::content_matters(out.s));
+  CHECK(content::content_matters(out.s));
 
   Fixture report;  // report-only: the header saying what would have been rejected
   envelope(report, "someone@remote.test", "victor@example.com");
   report.cfg->report_header = true;
-  CHECK_FALSE(message::content_matters(report.s));
+  CHECK_FALSE(content::content_matters(report.s));
   report.s.tx.would_reject = "access";
-  CHECK(message::content_matters(report.s));
+  CHECK(content::content_matters(report.s));
 }
 
 TEST_CASE("config: backscatter needs a proof source; bad key file stops start-up",

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "mxguard/check_mode.h"
+#include "mxguard/clock.h"
 #include "mxguard/session.h"
 #include "mxguard/verdict.h"
 
@@ -25,9 +27,21 @@ class RouteAnalyzer;
 struct MailRoute;
 }  // namespace dns
 
-// What a check may reach beyond the session. Grows with the resolver and state store.
+// What a check learnt about a message's content, for the offline mode (-t) and tests.
+struct ContentFinding {
+  bool judged = false;  // the check applied (null or bounce sender)
+  std::string cls;      // message class, e.g. "dsn"
+  std::string class_reason;
+  std::string proof;     // which proof held, e.g. "batv-recipient"; empty: none
+  std::string missing;   // why no proof was found
+  std::string original;  // what the returned message showed, "source msgid from=addr"
+};
+
+// What a check may reach beyond the session: the only door to the world. Made by the adapter
+// (or the offline mode) for one stage run.
 struct CheckContext {
   const Config& config;
+  const Clock* clock = &system_clock();
   // Strikes and bans (null: no state). Process-wide, owned by StateRuntime; the adapter holds a
   // reference for the duration of the callback (see state/runtime.h).
   state::Bans* bans = nullptr;
@@ -38,6 +52,13 @@ struct CheckContext {
   // costs one analysis (see checks/route_lookup.h).
   std::shared_ptr<const dns::MailRoute> route{};
   std::string route_domain{};
+  // Where the content checks leave what they found (the offline mode); null: nowhere.
+  ContentFinding* finding = nullptr;
+
+  // Applies a failure policy (on-dns-error, on-store-error, on-internal-error): counts it in
+  // mxguard_failure_policy_total{check,policy} and logs `what` as a warning at most once a
+  // minute per check and policy (at debug level the others). Returns whether to answer 4xx.
+  bool failure(std::string_view check, FailureAction action, std::string_view what) const;
 };
 
 // The exemptions that the pipeline applies centrally, before a check is asked.

@@ -23,8 +23,11 @@ struct Policy {
   std::shared_ptr<const dns::RouteAnalyzer> routes;
 };
 
-// Builds the checks that the config enables, in their fixed order.
-std::shared_ptr<const Policy> build_policy(std::shared_ptr<const Config> config);
+// Builds every check of the registry with its mode from the config, in pipeline order.
+// Without: no route analyzer (the offline mode judges content, never DNS).
+enum class PolicyDns { With, Without };
+std::shared_ptr<const Policy> build_policy(std::shared_ptr<const Config> config,
+                                           PolicyDns dns = PolicyDns::With);
 
 class PolicyHolder {
  public:

@@ -26,7 +26,16 @@ struct MessageReaderDeleter {
   void operator()(message::MessageReader* r) const;
 };
 
-// A recipient that carried a valid BATV tag at RCPT (message::on_recipient).
+// The BATV tag of the recipient being judged, verified once at RCPT before any check runs
+// (content::prepare_stage): the batv check judges it, the content feed keeps a valid one.
+enum class RecipientTagStatus : std::uint8_t { NotTagged, Valid, Invalid, Expired };
+struct RecipientTag {
+  RecipientTagStatus status = RecipientTagStatus::NotTagged;
+  std::string reason;  // batv::to_string of the verification, for logs and metrics
+  std::string plain;   // the address without its tag (when valid)
+};
+
+// A recipient that carried a valid BATV tag at RCPT (content::on_recipient).
 struct TaggedRecipient {
   std::string tagged;  // as given at RCPT
   std::string plain;   // without the tag: what the message is delivered to
@@ -74,6 +83,7 @@ struct Transaction {
   bool has_sender = false;
   std::vector<std::string> recipients;  // recipients mxguard did not object to
   std::string rcpt;                     // the recipient being judged at Stage::Rcpt
+  RecipientTag rcpt_tag;                // its BATV tag, verified once
   std::optional<MtaRejection> rcpt_rejected_by_mta;
   std::string queue_id;
   std::vector<Header> headers;  // bounded by the adapter
@@ -85,7 +95,7 @@ struct Transaction {
   // delivered message with it); empty: nothing would have been rejected.
   std::string would_reject;
 
-  // Content for the message checks (backscatter), fed through message/feed.h; made at the
+  // Content for the message checks (backscatter), fed through content.h; made at the
   // first header when a check needs it. Bounded by max-body-scan.
   std::unique_ptr<message::MessageReader, MessageReaderDeleter> reader;
   bool skip_body = false;                   // set at end of headers: the body cannot matter

@@ -4,7 +4,7 @@
 // (MAIL FROM:<>, RCPT, QUIT) must pass. Decided at end of headers when the headers suffice,
 // else at end of message.
 // Proof, any one of:
-//   a  a recipient carried a valid BATV tag (recorded at RCPT, see message/feed.h)
+//   a  a recipient carried a valid BATV tag (recorded at RCPT, see content.h)
 //   b  the returned original carries a valid X-Mxguard-Tag (batv/tag.h)
 //   c  the returned original's Received chain names one of our-relays AND its Message-ID
 //      domain is ours (local-domains or our-message-id-domains, or a subdomain of one)

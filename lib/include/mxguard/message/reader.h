@@ -1,7 +1,7 @@
 // MessageReader: the message as the milter stages deliver it — header fields one by one, then
 // body chunks split anywhere — kept within fixed bounds; and the top-level MIME structure
 // parsed from what was kept.
-// Who calls it: the session hooks (message/feed.h) from the adapter's callbacks, the offline
+// Who calls it: the session hooks (content.h) from the adapter's callbacks, the offline
 // test mode (from a file), unit tests and the fuzz target.
 // Thread-safety: one reader per transaction, touched by its connection's thread only.
 //

@@ -1,7 +1,8 @@
-#include "mxguard/message/feed.h"
+#include "mxguard/content.h"
 
 #include "mxguard/batv/prvs.h"
 #include "mxguard/batv/tag.h"
+#include "mxguard/check.h"
 #include "mxguard/config.h"
 #include "mxguard/message/classifier.h"
 #include "mxguard/message/reader.h"
@@ -14,7 +15,10 @@ void MessageReaderDeleter::operator()(message::MessageReader* r) const {
   delete r;
 }
 
-namespace message {
+namespace content {
+
+using message::MessageReader;
+using message::Rules;
 
 namespace {
 
@@ -62,17 +66,38 @@ bool content_matters(const Session& s) {
   if (!cfg) return true;
   if (!s.tx.batv_valid.empty()) return true;  // tags to remove at end of message
   if (cfg->report_header && !(s.would_reject.empty() && s.tx.would_reject.empty())) return true;
-  if (cfg->enabled(CheckId::Backscatter) && is_bounce_sender(s.tx.sender, rules_of(*cfg)))
+  if (cfg->enabled(CheckId::Backscatter) && message::is_bounce_sender(s.tx.sender, rules_of(*cfg)))
     return true;
   return signs_sender(*cfg, s);
 }
 
-void on_recipient(Session& s, std::time_t now) {
+void prepare_stage(Stage stage, Session& s, const CheckContext& ctx) {
+  if (stage != Stage::Rcpt) return;
+  RecipientTag& tag = s.tx.rcpt_tag;
+  tag = RecipientTag{};
   const Config* cfg = config_of(s);
   if (!cfg || !cfg->batv.keys || !batv::is_tagged(s.tx.rcpt)) return;
-  auto r = batv::verify(*cfg->batv.keys, s.tx.rcpt, now, cfg->batv.lifetime_days);
-  if (r.status != batv::PrvsStatus::Valid) return;
-  if (s.tx.batv_valid.size() < 1000) s.tx.batv_valid.push_back({s.tx.rcpt, r.address});
+  auto r = batv::verify(*cfg->batv.keys, s.tx.rcpt, ctx.clock->time(), cfg->batv.lifetime_days);
+  tag.reason = std::string(batv::to_string(r.status));
+  switch (r.status) {
+    case batv::PrvsStatus::Valid:
+      tag.status = RecipientTagStatus::Valid;
+      tag.plain = r.address;
+      break;
+    case batv::PrvsStatus::NotTagged:
+      break;
+    case batv::PrvsStatus::Expired:
+      tag.status = RecipientTagStatus::Expired;
+      break;
+    default:
+      tag.status = RecipientTagStatus::Invalid;
+      break;
+  }
+}
+
+void on_recipient(Session& s) {
+  if (s.tx.rcpt_tag.status != RecipientTagStatus::Valid) return;
+  if (s.tx.batv_valid.size() < 1000) s.tx.batv_valid.push_back({s.tx.rcpt, s.tx.rcpt_tag.plain});
 }
 
 namespace {
@@ -99,7 +124,8 @@ void feed_eoh(Session& s) {
   const Config& cfg = *s.policy->config;
   // The body matters only to the backscatter check, and only for bounce senders.
   s.tx.skip_body = !cfg.enabled(CheckId::Backscatter) ||
-                   !is_bounce_sender(s.tx.sender, rules_of(cfg)) || !s.tx.batv_valid.empty();
+                   !message::is_bounce_sender(s.tx.sender, rules_of(cfg)) ||
+                   !s.tx.batv_valid.empty();
 }
 
 bool feed_body(Session& s, std::string_view chunk) {
@@ -119,7 +145,8 @@ MessageChanges plan_changes(const Session& s, std::time_t now) {
     c.rewrite_rcpts.push_back({t.tagged, t.plain});
   const std::string& sender = s.tx.sender;
   if (!signs_sender(*cfg, s)) return c;
-  std::string msg_id = s.tx.reader ? extract_msg_id(s.tx.reader->header("Message-ID")) : "";
+  std::string msg_id =
+      s.tx.reader ? message::extract_msg_id(s.tx.reader->header("Message-ID")) : "";
   c.add_headers.push_back(
       Header{std::string(batv::kTagHeader), batv::make_tag(*cfg->batv.keys, msg_id, now)});
   if (!excluded(*cfg, sender) && !batv::is_tagged(sender)) {
@@ -130,5 +157,5 @@ MessageChanges plan_changes(const Session& s, std::time_t now) {
   return c;
 }
 
-}  // namespace message
+}  // namespace content
 }  // namespace mxguard

@@ -1,6 +1,7 @@
-// Offline test mode (mxguard -t FILE... [--test-sender ADDR] [--test-recipient ADDR]): runs the message
-// checks (backscatter, BATV recipient tags) on a message file as if it had arrived over SMTP,
-// so an admin can check a bounce they received before turning rejection on.
+// Offline test mode (mxguard -t FILE... [--test-sender ADDR] [--test-recipient ADDR]): runs the
+// daemon's own pipeline and content feed over a message file, stage by stage, as if it had
+// arrived over SMTP (without DNS and without the state store), so an admin can check a bounce
+// they received before turning rejection on, and -t cannot disagree with the daemon.
 // Who calls it: milter/main for -t; tests.
 // Thread-safety: pure, apart from reading the file.
 #pragma once
@@ -12,7 +13,7 @@
 #include "mxguard/config.h"
 #include "mxguard/expected.h"
 
-namespace mxguard::message {
+namespace mxguard {
 
 struct OfflineInput {
   std::optional<std::string> sender;     // default: the file's Return-Path, else the null sender
@@ -34,7 +35,8 @@ struct OfflineResult {
   std::string stage;         // where the verdict fell: END-OF-HEADERS or END-OF-MESSAGE
 };
 
-// Reads and judges one file with `cfg` (check modes are ignored: the checks always run).
+// Reads and judges one file with `cfg`. The backscatter check runs even when it is off, and
+// report-only (global or per check) is read as on: -t shows what the checks would do.
 Expected<OfflineResult, std::string> run_offline(const std::shared_ptr<const Config>& cfg,
                                                  const std::string& path, const OfflineInput& in,
                                                  std::time_t now);
@@ -42,4 +44,4 @@ Expected<OfflineResult, std::string> run_offline(const std::shared_ptr<const Con
 // "file: class=bounce (subject) proof=none missing=... verdict=reject 550 5.7.1 ..." lines.
 std::string format_offline(const OfflineResult& r);
 
-}  // namespace mxguard::message
+}  // namespace mxguard

@@ -1,7 +1,8 @@
-// The hooks by which the milter adapter (and the offline test mode) hands message content and
-// recipients to the core, and the message changes the core asks for at end of message.
-// Nothing here knows libmilter; the adapter maps each call to a callback and each change to
-// an smfi_* function (see the table at plan_changes()).
+// The content feed: how the milter adapter (and the offline mode, -t) hands message content
+// and recipients to the core, the recipient's BATV tag verified once per RCPT before the checks
+// (prepare_stage, run by the pipeline), and the message changes the core asks for at end of
+// message. Nothing here knows libmilter; the adapter maps each call to a callback and each
+// change to an smfi_* function (see the table at plan_changes()).
 // Thread-safety: called on the session's own thread only.
 #pragma once
 
@@ -13,7 +14,11 @@
 
 #include "mxguard/session.h"
 
-namespace mxguard::message {
+namespace mxguard {
+struct CheckContext;
+}
+
+namespace mxguard::content {
 
 // Does any enabled check (or BATV signing) need the headers and body? If not, the adapter may
 // negotiate them away and the feed calls below do nothing.
@@ -25,9 +30,13 @@ bool wants_content(const Session& s);
 // and the MTA sends none of its headers, body or end of message.
 bool content_matters(const Session& s);
 
-// xxfi_envrcpt, after the pipeline let the recipient through: records a valid BATV tag in
+// Run by the pipeline before the checks of a stage. At RCPT: verifies the recipient's BATV tag
+// once (tx.rcpt_tag), for the batv check and for on_recipient().
+void prepare_stage(Stage stage, Session& s, const CheckContext& ctx);
+
+// xxfi_envrcpt, after the pipeline let the recipient through: keeps a valid BATV tag in
 // tx.batv_valid (proof a for the backscatter check; tag removal at end of message).
-void on_recipient(Session& s, std::time_t now);
+void on_recipient(Session& s);
 
 // xxfi_header: one field as libmilter gives it. Bounded; does nothing when !wants_content().
 void feed_header(Session& s, std::string_view name, std::string_view value);
@@ -60,4 +69,4 @@ struct MessageChanges {
 };
 MessageChanges plan_changes(const Session& s, std::time_t now);
 
-}  // namespace mxguard::message
+}  // namespace mxguard::content
