@@ -104,11 +104,11 @@ options::Problem load_general(const options::Reader& r, Config& cfg) {
   for (auto e : {r.flag("foreground", cfg.foreground), r.flag("syslog", cfg.syslog),
                  r.flag("report-only", cfg.report_only), r.flag("report-header", cfg.report_header),
                  r.on_error("on-internal-error", cfg.on_internal_error),
-                 r.domains("local-domains", "@/[]", cfg.local_domains),
+                 r.domains("local-domains", "@/[]", cfg.site.local_domains),
                  r.networks("trusted-networks", cfg.trusted_networks),
                  r.addresses("exempt-recipients", cfg.exempt_recipients),
                  r.addresses("exempt-senders", cfg.exempt_senders),
-                 r.ip_addresses("self", cfg.self_addresses)})
+                 r.ip_addresses("self", cfg.site.self_addresses)})
     if (e) return e;
   cfg.log_stderr = cfg.foreground;
   if (const RawValue* v = r.last("log-level")) {
@@ -170,11 +170,6 @@ void describe_invocation(const RawMap& raw, Invocation& inv) {
 }
 
 }  // namespace
-
-bool Config::is_local_domain(std::string_view domain) const {
-  const std::string d = options::normalise_domain(domain);
-  return std::find(local_domains.begin(), local_domains.end(), d) != local_domains.end();
-}
 
 std::vector<std::string> option_names() {
   return options::option_names(catalogue());

@@ -46,7 +46,7 @@ bool excluded(const Config& cfg, std::string_view sender) {
 bool signs_sender(const Config& cfg, const Session& s) {
   const std::string& sender = s.tx.sender;
   return signs(cfg) && !sender.empty() && (s.authenticated() || s.trusted_network) &&
-         cfg.is_local_domain(domain_part(sender));
+         cfg.site.is_local_domain(domain_part(sender));
 }
 
 const Rules& rules_of(const Config& cfg) {

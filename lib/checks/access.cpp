@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "mxguard/config.h"
 #include "mxguard/log.h"
 #include "mxguard/tables/access_action.h"
 
@@ -10,7 +9,7 @@ namespace mxguard::checks {
 
 namespace {
 
-using TableList = std::vector<std::shared_ptr<const tables::Table>>;
+using tables::TableList;
 
 struct Subject {
   const TableList* tables = nullptr;
@@ -18,16 +17,16 @@ struct Subject {
   std::string label;  // "Client host", "Helo command", "Sender address", "Recipient address"
 };
 
-Subject subject_of(Stage stage, const Session& s, const Config& cfg) {
+Subject subject_of(Stage stage, const Session& s, const AccessOptions& o) {
   switch (stage) {
     case Stage::Connect:
-      return {&cfg.access.client, s.client_label(), "Client host"};
+      return {&o.client, s.client_label(), "Client host"};
     case Stage::Helo:
-      return {&cfg.access.helo, s.helo, "Helo command"};
+      return {&o.helo, s.helo, "Helo command"};
     case Stage::Mail:
-      return {&cfg.access.sender, s.tx.sender, "Sender address"};
+      return {&o.sender, s.tx.sender, "Sender address"};
     case Stage::Rcpt:
-      return {&cfg.access.recipient, s.tx.rcpt, "Recipient address"};
+      return {&o.recipient, s.tx.rcpt, "Recipient address"};
     default:
       return {};
   }
@@ -89,8 +88,8 @@ std::optional<Verdict> to_verdict(const tables::AccessAction& a, const Subject& 
 }  // namespace
 
 std::optional<Verdict> AccessCheck::evaluate(Stage stage, const Session& session,
-                                             CheckContext& ctx) const {
-  Subject subj = subject_of(stage, session, ctx.config);
+                                             CheckContext&) const {
+  Subject subj = subject_of(stage, session, options_);
   if (!subj.tables) return std::nullopt;
   for (const auto& table : *subj.tables) {
     std::optional<std::string> result = lookup(stage, *table, session);

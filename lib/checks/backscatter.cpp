@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "mxguard/batv/keys.h"
 #include "mxguard/batv/tag.h"
-#include "mxguard/config.h"
 #include "mxguard/log.h"
 #include "mxguard/message/mime.h"
 #include "mxguard/tables/table.h"
@@ -14,9 +14,9 @@ namespace {
 
 using message::MessageClass;
 
-const message::Rules& rules_of(const Config& cfg) {
+const message::Rules& rules_of(const BackscatterSettings& cfg) {
   static const message::Rules none;
-  return cfg.message.rules ? *cfg.message.rules : none;
+  return cfg.rules ? *cfg.rules : none;
 }
 
 bool ends_with_domain(std::string_view domain, std::string_view ours) {
@@ -25,18 +25,18 @@ bool ends_with_domain(std::string_view domain, std::string_view ours) {
          domain.substr(domain.size() - ours.size()) == ours;
 }
 
-bool our_message_id_domain(const Config& cfg, std::string_view domain) {
+bool our_message_id_domain(const BackscatterSettings& cfg, std::string_view domain) {
   if (domain.empty()) return false;
-  for (const auto& d : cfg.local_domains)
+  for (const auto& d : cfg.site.local_domains)
     if (ends_with_domain(domain, d)) return true;
-  for (const auto& d : cfg.backscatter.our_message_id_domains)
+  for (const auto& d : cfg.proof.our_message_id_domains)
     if (ends_with_domain(domain, d)) return true;
   return false;
 }
 
 // Does a Received value name one of our relays? Tokens are host names and addresses as MTAs
 // write them: "from a.example (a.example [192.0.2.1]) by b.example ...".
-bool names_our_relay(const Config& cfg, std::string_view received) {
+bool names_our_relay(const BackscatterSettings& cfg, std::string_view received) {
   std::size_t i = 0;
   auto token_char = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -53,19 +53,18 @@ bool names_our_relay(const Config& cfg, std::string_view received) {
     while (!tok.empty() && (tok.back() == '.' || tok.back() == ':'))
       tok.pop_back();
     if (tok.rfind("ipv6:", 0) == 0) tok.erase(0, 5);
-    for (const auto& name : cfg.backscatter.our_relay_names)
+    for (const auto& name : cfg.proof.our_relay_names)
       if (tok == name) return true;
-    if (!cfg.backscatter.our_relay_networks.empty() &&
-        tok.find_first_of(".:") != std::string::npos) {
-      if (auto a = net::IpAddress::parse(tok); a && cfg.backscatter.our_relay_networks.contains(*a))
+    if (!cfg.proof.our_relay_networks.empty() && tok.find_first_of(".:") != std::string::npos) {
+      if (auto a = net::IpAddress::parse(tok); a && cfg.proof.our_relay_networks.contains(*a))
         return true;
     }
   }
   return false;
 }
 
-bool allowed(const Config& cfg, const Transaction& tx) {
-  for (const auto& t : cfg.backscatter.allow) {
+bool allowed(const BackscatterSettings& cfg, const Transaction& tx) {
+  for (const auto& t : cfg.proof.allow) {
     auto ok = [&](std::string_view addr) {
       auto r = tables::lookup_address(*t, addr.empty() ? "<>" : addr);
       return r && message::istarts_with(*r, "ok");
@@ -78,35 +77,34 @@ bool allowed(const Config& cfg, const Transaction& tx) {
 }
 
 // Proofs that need only the envelope: a and d.
-std::string envelope_proof(const Config& cfg, const Transaction& tx) {
+std::string envelope_proof(const BackscatterSettings& cfg, const Transaction& tx) {
   if (!tx.batv_valid.empty()) return "batv-recipient";
   if (allowed(cfg, tx)) return "allow-table";
   return {};
 }
 
-bool body_proof_possible(const Config& cfg) {
-  return cfg.batv.keys || !cfg.backscatter.our_relay_names.empty() ||
-         !cfg.backscatter.our_relay_networks.empty();
+bool body_proof_possible(const BackscatterSettings& cfg) {
+  return cfg.keys || !cfg.proof.our_relay_names.empty() || !cfg.proof.our_relay_networks.empty();
 }
 
 // Proofs from the returned original: b and c. Appends what was missing to `missing`.
-std::string original_proof(const Config& cfg, const message::ReturnedOriginal& o, std::time_t now,
-                           std::string& missing) {
+std::string original_proof(const BackscatterSettings& cfg, const message::ReturnedOriginal& o,
+                           std::time_t now, std::string& missing) {
   if (!o.found()) {
     missing = "no returned message found";
     return {};
   }
   std::vector<std::string> why;
-  if (cfg.batv.keys) {
+  if (cfg.keys) {
     if (o.tags.empty()) why.push_back("no X-Mxguard-Tag");
     for (const auto& tag : o.tags) {
-      auto st = batv::verify_tag(*cfg.batv.keys, tag, o.message_id, now,
-                                 static_cast<std::time_t>(cfg.batv.tag_max_age_days) * 86400);
+      auto st = batv::verify_tag(*cfg.keys, tag, o.message_id, now,
+                                 static_cast<std::time_t>(cfg.tag_max_age_days) * 86400);
       if (st == batv::TagStatus::Valid) return "mxguard-tag";
       why.push_back(fmt::format("X-Mxguard-Tag {}", batv::to_string(st)));
     }
   }
-  if (!cfg.backscatter.our_relay_names.empty() || !cfg.backscatter.our_relay_networks.empty()) {
+  if (!cfg.proof.our_relay_names.empty() || !cfg.proof.our_relay_networks.empty()) {
     bool relay = false;
     for (const auto& r : o.received)
       if ((relay = names_our_relay(cfg, r))) break;
@@ -168,8 +166,8 @@ std::optional<std::string> validate_allow_result(std::string_view result) {
   return fmt::format("result '{}' is not OK or DUNNO", result);
 }
 
-BackscatterFinding judge_backscatter(Stage stage, const Session& session, const Config& cfg,
-                                     std::time_t now) {
+BackscatterFinding judge_backscatter(Stage stage, const Session& session,
+                                     const BackscatterSettings& cfg, std::time_t now) {
   BackscatterFinding f;
   const Transaction& tx = session.tx;
   const message::Rules& rules = rules_of(cfg);
@@ -185,7 +183,7 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session, const 
       // A real DSN goes to the one envelope sender of the message it reports on.
       log(LogLevel::Notice, "{}: null-sender message to {} recipients from {}", session.log_id(),
           tx.recipients.size(), session.client_label());
-      if (cfg.backscatter.reject_multi_rcpt) {
+      if (cfg.proof.reject_multi_rcpt) {
         f.decided = true;
         f.missing = "null sender with several recipients";
         f.verdict = Verdict::reject(
@@ -206,7 +204,7 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session, const 
     // Nothing in the body can prove anything: decide now and spare the body transfer.
     if (a.class_final && message::is_backscatter_class(a.cls) && !body_proof_possible(cfg)) {
       f.decided = true;
-      if (a.cls == MessageClass::Mdn && !cfg.backscatter.check_mdn) return f;
+      if (a.cls == MessageClass::Mdn && !cfg.proof.check_mdn) return f;
       f.missing = "no BATV tag on the recipient; no our-relays or batv-key-file to check";
       f.verdict = reject(a.cls);
     }
@@ -219,7 +217,7 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session, const 
   f.cls = f.classification.cls;
   f.class_reason = f.classification.reason;
   if (!message::is_backscatter_class(f.cls)) return f;
-  if (f.cls == MessageClass::Mdn && !cfg.backscatter.check_mdn) return f;
+  if (f.cls == MessageClass::Mdn && !cfg.proof.check_mdn) return f;
   f.proof = envelope_proof(cfg, tx);
   if (!f.proof.empty()) return f;
   std::string missing;
@@ -233,7 +231,7 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session, const 
 std::optional<Verdict> BackscatterCheck::evaluate(Stage stage, const Session& session,
                                                   CheckContext& ctx) const {
   if (stage != Stage::Eoh && stage != Stage::Eom) return std::nullopt;
-  BackscatterFinding f = judge_backscatter(stage, session, ctx.config, ctx.clock->time());
+  BackscatterFinding f = judge_backscatter(stage, session, settings_, ctx.clock->time());
   if (ctx.finding && (f.decided || f.verdict)) record(f, *ctx.finding);
   if (f.verdict) {
     log(LogLevel::Info, "{}: backscatter: class={} ({}) proof missing: {}", session.log_id(),

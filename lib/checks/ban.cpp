@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "mxguard/config.h"
 #include "mxguard/log.h"
 #include "mxguard/metrics.h"
 #include "mxguard/state/bans.h"
@@ -11,19 +10,19 @@ namespace mxguard::checks {
 
 std::optional<Verdict> BanCheck::evaluate(Stage, const Session& session, CheckContext& ctx) const {
   if (!session.client_addr || !ctx.bans) return std::nullopt;
-  auto ban = ctx.bans->is_banned(*session.client_addr, std::chrono::system_clock::now());
+  auto ban = ctx.bans->is_banned(*session.client_addr, ctx.clock->now());
   if (!ban) {
     metrics().count_store_error();
-    log(LogLevel::Warning, "{}: ban lookup for {} failed: {}", session.log_id(),
-        session.client_label(), ban.error().message);
-    if (ctx.config.state.on_error == FailureAction::Accept) return std::nullopt;
+    if (!ctx.failure(name(), on_store_error_,
+                     fmt::format("{}: ban lookup for {} failed: {}", session.log_id(),
+                                 session.client_label(), ban.error().message)))
+      return std::nullopt;
     return Verdict::tempfail(
         SmtpReply::fixed(451, "4.3.0", "Temporary local problem, please try again later"), "ban",
         "store-error");
   }
   if (!*ban) return std::nullopt;
-  auto left = std::chrono::duration_cast<std::chrono::seconds>((*ban)->until -
-                                                               std::chrono::system_clock::now());
+  auto left = std::chrono::duration_cast<std::chrono::seconds>((*ban)->until - ctx.clock->now());
   // Worded so that no stock fail2ban filter takes it for an attack of its own.
   auto reply = SmtpReply::make(
       421, "4.7.0",

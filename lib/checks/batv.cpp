@@ -4,8 +4,6 @@
 
 #include <algorithm>
 
-#include "mxguard/config.h"
-
 namespace mxguard::checks {
 
 namespace {
@@ -18,15 +16,14 @@ bool in_domains(const std::vector<std::string>& list, std::string_view address) 
 }  // namespace
 
 std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
-                                           CheckContext& ctx) const {
-  const Config& cfg = ctx.config;
-  if (!cfg.batv.keys) return std::nullopt;
+                                           CheckContext&) const {
+  if (!batv_.keys) return std::nullopt;
   const Transaction& tx = session.tx;
 
   if (stage == Stage::Rcpt) {
     if (tx.rcpt_tag.status == RecipientTagStatus::NotTagged) return std::nullopt;
     // Only our own addresses carry our tags; a tagged address elsewhere is not ours to judge.
-    if (!cfg.local_domains.empty() && !cfg.is_local_domain(domain_part(tx.rcpt)))
+    if (!site_.local_domains.empty() && !site_.is_local_domain(domain_part(tx.rcpt)))
       return std::nullopt;
     // Verified once, before the checks ran (content::prepare_stage).
     const RecipientTag& tag = tx.rcpt_tag;
@@ -42,9 +39,9 @@ std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
     return Verdict::reject(std::move(reply).value(), "batv", tag.reason);
   }
 
-  if (stage == Stage::Data && tx.sender.empty() && !cfg.batv.enforce_domains.empty()) {
+  if (stage == Stage::Data && tx.sender.empty() && !batv_.enforce_domains.empty()) {
     for (const auto& rcpt : tx.recipients) {
-      if (!in_domains(cfg.batv.enforce_domains, rcpt)) continue;
+      if (!in_domains(batv_.enforce_domains, rcpt)) continue;
       bool tagged = std::any_of(tx.batv_valid.begin(), tx.batv_valid.end(),
                                 [&](const TaggedRecipient& t) { return t.tagged == rcpt; });
       if (tagged) continue;

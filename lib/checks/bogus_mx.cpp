@@ -8,7 +8,7 @@ namespace mxguard::checks {
 
 std::optional<Verdict> BogusMxCheck::evaluate(Stage, const Session& session,
                                               CheckContext& ctx) const {
-  const dns::MailRoute* route = route_for(ctx, session.tx.rcpt);
+  const dns::MailRoute* route = lookup_route(ctx, session.tx.rcpt);
   if (!route) return std::nullopt;
   switch (route->kind) {
     case dns::RouteKind::Bogus: {
@@ -37,7 +37,7 @@ std::optional<Verdict> BogusMxCheck::evaluate(Stage, const Session& session,
     }
     case dns::RouteKind::TempFail:
     case dns::RouteKind::Invalid:
-      return dns_trouble(*route, session, ctx, name(), session.tx.rcpt);
+      return dns_trouble(*route, session, ctx, session.tx.rcpt);
     default:
       return std::nullopt;
   }

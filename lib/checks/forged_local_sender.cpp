@@ -2,17 +2,15 @@
 
 #include <fmt/format.h>
 
-#include "mxguard/config.h"
-
 namespace mxguard::checks {
 
 std::optional<Verdict> ForgedLocalSenderCheck::evaluate(Stage, const Session& session,
-                                                        CheckContext& ctx) const {
+                                                        CheckContext&) const {
   // Trusted and authenticated clients never get here: the pipeline exempts them.
   const std::string& sender = session.tx.sender;
   if (sender.empty()) return std::nullopt;
   std::string_view domain = domain_part(sender);
-  if (domain.empty() || !ctx.config.is_local_domain(domain)) return std::nullopt;
+  if (domain.empty() || !site_.is_local_domain(domain)) return std::nullopt;
   auto reply = SmtpReply::make(
       550, "5.7.1",
       fmt::format("<{}>: Sender address rejected: mail from this domain must come through "

@@ -6,26 +6,13 @@ namespace mxguard::checks {
 
 std::optional<Verdict> NoMailDomainCheck::evaluate(Stage, const Session& session,
                                                    CheckContext& ctx) const {
-  const dns::MailRoute* route = route_for(ctx, session.tx.rcpt);
+  const dns::MailRoute* route = lookup_route(ctx, session.tx.rcpt);
   if (!route) return std::nullopt;
-  std::string_view why;
-  std::string_view reason;
-  switch (route->kind) {
-    case dns::RouteKind::NoSuchDomain:
-      // Postfix's own words for reject_unknown_recipient_domain.
-      why = "Domain not found";
-      reason = "nxdomain";
-      break;
-    case dns::RouteKind::NoExchanger:
-      why = "Domain has no mail exchanger with an address";
-      reason = "no-exchanger";
-      break;
-    case dns::RouteKind::TempFail:
-    case dns::RouteKind::Invalid:
-      return dns_trouble(*route, session, ctx, name(), session.tx.rcpt);
-    default:
-      return std::nullopt;
-  }
+  if (route->kind == dns::RouteKind::TempFail || route->kind == dns::RouteKind::Invalid)
+    return dns_trouble(*route, session, ctx, session.tx.rcpt);
+  const auto none = no_mail_domain(*route);
+  if (!none) return std::nullopt;
+  const auto [why, reason] = *none;
   auto reply = SmtpReply::make(
       550, "5.1.2", fmt::format("<{}>: Recipient address rejected: {}", session.tx.rcpt, why));
   if (!reply) reply = SmtpReply::fixed(550, "5.1.2", "Recipient address rejected: no mail domain");

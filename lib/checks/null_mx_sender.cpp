@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "mxguard/config.h"
-
 namespace mxguard::checks {
 
 std::optional<Verdict> NullMxSenderCheck::evaluate(Stage, const Session& session,
@@ -11,9 +9,8 @@ std::optional<Verdict> NullMxSenderCheck::evaluate(Stage, const Session& session
   // The null sender has no domain; it is judged at DATA or later, never at MAIL (DESIGN.md).
   if (session.tx.sender.empty()) return std::nullopt;
   // Only the MX set is needed, unless unroutable-sender wants the whole route anyway.
-  const auto depth = !ctx.config.enabled(CheckId::UnroutableSender) ? dns::RouteDepth::MxOnly
-                                                                    : dns::RouteDepth::Full;
-  const dns::MailRoute* route = route_for(ctx, session.tx.sender, depth);
+  const auto depth = options_.full_sender_route ? dns::RouteDepth::Full : dns::RouteDepth::MxOnly;
+  const dns::MailRoute* route = lookup_route(ctx, session.tx.sender, depth);
   if (!route) return std::nullopt;
   switch (route->kind) {
     case dns::RouteKind::NullMx: {
@@ -24,7 +21,7 @@ std::optional<Verdict> NullMxSenderCheck::evaluate(Stage, const Session& session
     }
     case dns::RouteKind::TempFail:
     case dns::RouteKind::Invalid:
-      return dns_trouble(*route, session, ctx, name(), session.tx.sender);
+      return dns_trouble(*route, session, ctx, session.tx.sender);
     default:
       return std::nullopt;
   }

@@ -2,16 +2,15 @@
 
 #include <fmt/format.h>
 
-#include "mxguard/config.h"
 #include "mxguard/log.h"
 
 namespace mxguard::checks {
 
-const dns::MailRoute* route_for(CheckContext& ctx, std::string_view address,
-                                dns::RouteDepth depth) {
+const dns::MailRoute* route_for(CheckContext& ctx, const SiteOptions& site,
+                                std::string_view address, dns::RouteDepth depth) {
   if (!ctx.routes) return nullptr;
   std::string_view domain = domain_part(address);
-  if (domain.empty() || ctx.config.is_local_domain(domain)) return nullptr;
+  if (domain.empty() || site.is_local_domain(domain)) return nullptr;
   std::string key = lowercase(domain);
   // A full analysis also answers an MX-only question; not the other way round.
   if (ctx.route && ctx.route_domain == key &&
@@ -24,12 +23,26 @@ const dns::MailRoute* route_for(CheckContext& ctx, std::string_view address,
   return ctx.route.get();
 }
 
-std::optional<Verdict> dns_trouble(const dns::MailRoute& route, const Session& session,
-                                   const CheckContext& ctx, std::string_view check,
-                                   std::string_view address) {
-  const bool tempfail = ctx.config.dns.on_error == FailureAction::Tempfail;
-  log(LogLevel::Warning, "{}: {}: cannot judge <{}>: {} {} ({})", session.log_id(), check, address,
-      to_string(route.kind), route.detail, tempfail ? "tempfail" : "accepted");
+std::optional<NoMailDomain> no_mail_domain(const dns::MailRoute& route) {
+  switch (route.kind) {
+    case dns::RouteKind::NoSuchDomain:
+      // Postfix's own words for reject_unknown_recipient_domain / _sender_domain.
+      return NoMailDomain{"Domain not found", "nxdomain"};
+    case dns::RouteKind::NoExchanger:
+      return NoMailDomain{"Domain has no mail exchanger with an address", "no-exchanger"};
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<Verdict> DnsCheck::dns_trouble(const dns::MailRoute& route, const Session& session,
+                                             const CheckContext& ctx,
+                                             std::string_view address) const {
+  const bool tempfail = options_.on_dns_error == FailureAction::Tempfail;
+  ctx.failure(
+      name(), options_.on_dns_error,
+      fmt::format("{}: {}: cannot judge <{}>: {} {} ({})", session.log_id(), name(), address,
+                  to_string(route.kind), route.detail, tempfail ? "tempfail" : "accepted"));
   if (!tempfail) return std::nullopt;
   std::string text =
       route.kind == dns::RouteKind::Invalid
@@ -38,7 +51,7 @@ std::optional<Verdict> dns_trouble(const dns::MailRoute& route, const Session& s
                         route.domain);
   auto reply = SmtpReply::make(451, "4.4.3", text);
   if (!reply) reply = SmtpReply::fixed(451, "4.4.3", "Temporary DNS failure; try again later");
-  return Verdict::tempfail(std::move(reply).value(), std::string(check),
+  return Verdict::tempfail(std::move(reply).value(), std::string(name()),
                            route.kind == dns::RouteKind::Invalid ? "bad-domain" : "dns-error");
 }
 

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-#include "mxguard/config.h"
 #include "mxguard/log.h"
 #include "mxguard/metrics.h"
 #include "mxguard/state/bans.h"
@@ -14,14 +13,14 @@ namespace mxguard::checks {
 
 namespace {
 
-bool at_trap(const Session& s, const Config& cfg) {
-  return s.daemon_addr && std::find(cfg.trap.addresses.begin(), cfg.trap.addresses.end(),
-                                    *s.daemon_addr) != cfg.trap.addresses.end();
+bool at_trap(const Session& s, const TrapOptions& o) {
+  return s.daemon_addr &&
+         std::find(o.addresses.begin(), o.addresses.end(), *s.daemon_addr) != o.addresses.end();
 }
 
 // A sender or recipient the trap lets through: any OK (or PERMIT) result in the tables.
-bool listed(const Config& cfg, std::string_view address) {
-  for (const auto& t : cfg.trap.allow_senders) {
+bool listed(const TrapOptions& o, std::string_view address) {
+  for (const auto& t : o.allow_senders) {
     auto result = tables::lookup_address(*t, address.empty() ? "<>" : address);
     if (!result) continue;
     auto action = tables::parse_access_action(*result);
@@ -35,7 +34,7 @@ Verdict trap_reply(const Session& s, CheckContext& ctx) {
       s.daemon_addr->to_string());
   if (s.client_addr && ctx.bans) {
     auto r = ctx.bans->record_strike(*s.client_addr, "trap " + s.daemon_addr->to_string(),
-                                     std::chrono::system_clock::now());
+                                     ctx.clock->now());
     if (!r) metrics().count_store_error();
     if (!r)
       log(LogLevel::Warning, "{}: strike for {} not counted: {}", s.log_id(), s.client_label(),
@@ -50,21 +49,21 @@ Verdict trap_reply(const Session& s, CheckContext& ctx) {
 
 std::optional<Verdict> TrapMxCheck::evaluate(Stage stage, const Session& session,
                                              CheckContext& ctx) const {
-  const Config& cfg = ctx.config;
-  if (!at_trap(session, cfg)) return std::nullopt;
+  if (!at_trap(session, options_)) return std::nullopt;
   if (session.client_addr && ctx.bans && ctx.bans->allowed(*session.client_addr)) {
     if (stage == Stage::Connect)
       log(LogLevel::Info, "{}: trap: {} at trap address {} is allow-listed", session.log_id(),
           session.client_label(), session.daemon_addr->to_string());
     return std::nullopt;
   }
-  const bool waits = !cfg.trap.allow_senders.empty();
+  const bool waits = !options_.allow_senders.empty();
   switch (stage) {
     case Stage::Connect:
       if (waits) return std::nullopt;  // decided once the sender and recipients are known
       return trap_reply(session, ctx);
     case Stage::Rcpt:
-      if (listed(cfg, session.tx.sender) || listed(cfg, session.tx.rcpt)) return std::nullopt;
+      if (listed(options_, session.tx.sender) || listed(options_, session.tx.rcpt))
+        return std::nullopt;
       return trap_reply(session, ctx);
     default:
       return std::nullopt;

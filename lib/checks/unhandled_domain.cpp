@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "mxguard/checks/route_lookup.h"
-#include "mxguard/config.h"
 #include "mxguard/log.h"
 #include "mxguard/metrics.h"
 #include "mxguard/state/bans.h"
@@ -23,7 +22,8 @@ std::string bare_domain(std::string_view d) {
 
 // Could DNS have sent the client to the address it connected to? Unknown (nothing to compare
 // with, or DNS could not tell) counts as "yes": a strike needs certainty.
-bool dns_could_have_sent_it_here(const dns::MailRoute& route, const Session& s, const Config& cfg) {
+bool dns_could_have_sent_it_here(const dns::MailRoute& route, const Session& s,
+                                 const SiteOptions& site) {
   if (route.kind == dns::RouteKind::NullMx) return false;
   if (route.kind == dns::RouteKind::TempFail || route.kind == dns::RouteKind::Invalid ||
       route.kind == dns::RouteKind::MxOnly)
@@ -32,7 +32,7 @@ bool dns_could_have_sent_it_here(const dns::MailRoute& route, const Session& s, 
   if (s.daemon_addr) {
     ours.push_back(*s.daemon_addr);
   } else {
-    ours = cfg.self_addresses;
+    ours = site.self_addresses;
   }
   if (ours.empty()) return true;
   for (const dns::Exchanger& x : route.exchangers)
@@ -58,17 +58,17 @@ std::optional<Verdict> UnhandledDomainCheck::evaluate(Stage, const Session& sess
                                                       CheckContext& ctx) const {
   const std::string& rcpt = session.tx.rcpt;
   std::string domain = bare_domain(domain_part(rcpt));
-  if (!is_unhandled_domain(ctx.config.website.unhandled_domains, domain)) return std::nullopt;
+  if (!is_unhandled_domain(options_.unhandled_domains, domain)) return std::nullopt;
 
-  const dns::MailRoute* route = route_for(ctx, rcpt);
+  const dns::MailRoute* route = route_for(ctx, site_, rcpt);
   const bool null_mx = route && route->kind == dns::RouteKind::NullMx;
 
   // Strikes: never for our own clients, and only when DNS could not have sent the client here.
   const bool ours = session.authenticated() || session.trusted_network;
   if (!ours && session.client_addr && ctx.bans && route &&
-      !dns_could_have_sent_it_here(*route, session, ctx.config)) {
+      !dns_could_have_sent_it_here(*route, session, site_)) {
     auto r = ctx.bans->record_strike(*session.client_addr, "unhandled domain " + domain,
-                                     std::chrono::system_clock::now());
+                                     ctx.clock->now());
     if (!r) metrics().count_store_error();
     if (!r)
       log(LogLevel::Warning, "{}: strike for {} not counted: {}", session.log_id(),

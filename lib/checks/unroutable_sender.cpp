@@ -7,29 +7,20 @@ namespace mxguard::checks {
 std::optional<Verdict> UnroutableSenderCheck::evaluate(Stage, const Session& session,
                                                        CheckContext& ctx) const {
   if (session.tx.sender.empty()) return std::nullopt;
-  const dns::MailRoute* route = route_for(ctx, session.tx.sender);
+  const dns::MailRoute* route = lookup_route(ctx, session.tx.sender);
   if (!route) return std::nullopt;
+  if (route->kind == dns::RouteKind::TempFail || route->kind == dns::RouteKind::Invalid)
+    return dns_trouble(*route, session, ctx, session.tx.sender);
   std::string why;
   std::string_view reason;
-  switch (route->kind) {
-    case dns::RouteKind::NoSuchDomain:
-      why = "Domain not found";  // Postfix's reject_unknown_sender_domain words
-      reason = "nxdomain";
-      break;
-    case dns::RouteKind::NoExchanger:
-      why = "Domain has no mail exchanger with an address";
-      reason = "no-exchanger";
-      break;
-    case dns::RouteKind::Bogus:
-      if (!route->bogus || !route->bogus->bogus) return std::nullopt;
-      why = fmt::format("Domain MX in {}", route->bogus->bogus->describe(route->bogus->address));
-      reason = "bogus-mx";
-      break;
-    case dns::RouteKind::TempFail:
-    case dns::RouteKind::Invalid:
-      return dns_trouble(*route, session, ctx, name(), session.tx.sender);
-    default:
-      return std::nullopt;
+  if (const auto none = no_mail_domain(*route)) {
+    why = none->why;  // Postfix's reject_unknown_sender_domain words
+    reason = none->reason;
+  } else if (route->kind == dns::RouteKind::Bogus && route->bogus && route->bogus->bogus) {
+    why = fmt::format("Domain MX in {}", route->bogus->bogus->describe(route->bogus->address));
+    reason = "bogus-mx";
+  } else {
+    return std::nullopt;
   }
   auto reply = SmtpReply::make(
       550, "5.1.8", fmt::format("<{}>: Sender address rejected: {}", session.tx.sender, why));

@@ -7,6 +7,7 @@
 #include "message_corpus.h"
 #include "mxguard/batv/prvs.h"
 #include "mxguard/batv/tag.h"
+#include "mxguard/check_registry.h"
 #include "mxguard/checks/backscatter.h"
 #include "mxguard/checks/batv.h"
 #include "mxguard/config.h"
@@ -39,7 +40,7 @@ struct Fixture {
       batv::KeyRing::from_keys({{1, "backscatter-test-key-0123456789"}}, 1));
 
   Fixture() {
-    cfg->local_domains = {"example.com"};
+    cfg->site.local_domains = {"example.com"};
     cfg->message.rules = std::make_shared<const message::Rules>(shipped_rules());
     cfg->checks[index(CheckId::Backscatter)] = CheckMode::On;
     cfg->checks[index(CheckId::Batv)] = CheckMode::On;
@@ -70,7 +71,7 @@ struct Fixture {
     deliver(read_file(corpus_dir() + "/" + name), std::move(sender), std::move(rcpts));
   }
   checks::BackscatterFinding judge(Stage st) {
-    return checks::judge_backscatter(st, s, *cfg, kNow);
+    return checks::judge_backscatter(st, s, backscatter_settings(*cfg), kNow);
   }
 };
 
@@ -129,7 +130,7 @@ TEST_CASE("our relay by address and a Message-ID subdomain count too", "[backsca
 TEST_CASE("relay without our Message-ID domain is not proof", "[backscatter]") {
   Fixture f;
   f.relays();
-  f.cfg->local_domains = {"other.test"};
+  f.cfg->site.local_domains = {"other.test"};
   f.deliver_file("dsn-postfix.eml", "");
   auto eom = f.judge(Stage::Eom);
   REQUIRE(eom.verdict);
@@ -294,8 +295,10 @@ TEST_CASE("a sender-verification probe passes RCPT: nothing is judged before DAT
   Fixture f;
   f.relays();
   f.cfg->batv.keys = f.keys;
-  f.policy->pipeline.add(std::make_unique<checks::BatvCheck>(), CheckMode::On);
-  f.policy->pipeline.add(std::make_unique<checks::BackscatterCheck>(), CheckMode::On);
+  f.policy->pipeline.add(std::make_unique<checks::BatvCheck>(f.cfg->batv, f.cfg->site),
+                         CheckMode::On);
+  f.policy->pipeline.add(std::make_unique<checks::BackscatterCheck>(backscatter_settings(*f.cfg)),
+                         CheckMode::On);
   f.s.tx.sender = "";
   CHECK_FALSE(f.policy->pipeline.stages().has(Stage::Mail));
   f.s.tx.rcpt = "victor@example.com";
@@ -308,7 +311,7 @@ TEST_CASE("batv check: bad and expired tags get 550 5.7.1 at RCPT; enforce mode 
           "[batv]") {
   Fixture f;
   f.cfg->batv.keys = f.keys;
-  checks::BatvCheck check;
+  checks::BatvCheck check(f.cfg->batv, f.cfg->site);
   CheckContext ctx{*f.cfg};
   auto now = std::time(nullptr);
   // As the pipeline runs RCPT: the tag is verified once, then the check judges it.
@@ -329,6 +332,7 @@ TEST_CASE("batv check: bad and expired tags get 550 5.7.1 at RCPT; enforce mode 
   CHECK_FALSE(at_rcpt("prvs=1123abcdef=victor@elsewhere.test"));
 
   f.cfg->batv.enforce_domains = {"example.com"};
+  check = checks::BatvCheck(f.cfg->batv, f.cfg->site);
   f.s.tx.sender = "";
   f.s.tx.recipients = {"victor@example.com"};
   auto enforce = check.evaluate(Stage::Data, f.s, ctx);

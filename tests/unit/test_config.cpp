@@ -43,8 +43,8 @@ TEST_CASE("config file keys and flags are the same options; the command line win
   REQUIRE(cfg);
   const Config& c = **cfg;
   CHECK(c.socket == "inet:9999@127.0.0.1");
-  CHECK(c.local_domains == std::vector<std::string>{"example.com", "example.net"});
-  CHECK(c.is_local_domain("EXAMPLE.com."));
+  CHECK(c.site.local_domains == std::vector<std::string>{"example.com", "example.net"});
+  CHECK(c.site.is_local_domain("EXAMPLE.com."));
   CHECK(c.trusted_networks.contains(*net::IpAddress::parse("192.0.2.200")));
   CHECK_FALSE(c.trusted_networks.contains(*net::IpAddress::parse("192.0.3.1")));
   CHECK(c.report_only);
@@ -57,7 +57,7 @@ TEST_CASE("a list option takes repeats, commas and file: sources", "[config]") {
   auto list = write_file("domains", "# ours\nb.example\n\nc.example\n");
   auto cfg = load({"--local-domains", "a.example", "--local-domains", "file:" + list});
   REQUIRE(cfg);
-  CHECK((*cfg)->local_domains == std::vector<std::string>{"a.example", "b.example", "c.example"});
+  CHECK((*cfg)->site.local_domains == std::vector<std::string>{"a.example", "b.example", "c.example"});
 }
 
 TEST_CASE("config errors name the file and line", "[config]") {

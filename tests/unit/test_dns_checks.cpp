@@ -3,8 +3,11 @@
 #include <catch2/catch.hpp>
 
 #include "fake_resolver.h"
+#include "mxguard/clock.h"
 #include "mxguard/config.h"
 #include "mxguard/dns/mail_route.h"
+#include "mxguard/log.h"
+#include "mxguard/metrics.h"
 #include "mxguard/policy.h"
 
 using namespace mxguard;
@@ -203,4 +206,40 @@ TEST_CASE("a malformed bogus-networks line fails the config naming file and line
   REQUIRE_FALSE(c);
   CHECK(c.error().where == path + ":3");
   std::remove(path.c_str());
+}
+
+TEST_CASE("every use of on-dns-error is counted by check and policy", "[dns][checks][metrics]") {
+  // The counters are process-wide: compare before and after.
+  const auto tempfails = [] { return metrics().failure_policies("null-mx", "tempfail"); };
+  const auto accepts = [] { return metrics().failure_policies("null-mx", "accept"); };
+  Fixture f;
+  const auto t0 = tempfails(), a0 = accepts();
+  for (int i = 0; i < 3; ++i) {
+    auto v = f.rcpt("user@servfail.test");
+    REQUIRE(v);
+    CHECK(v->reply->code() == 451);
+  }
+  CHECK(tempfails() == t0 + 3);  // counted every time, though logged once a minute
+  CHECK(accepts() == a0);
+  CHECK_FALSE(f.rcpt("user@good.test"));
+  CHECK(tempfails() == t0 + 3);  // an answer is no failure
+
+  Fixture lenient({"--on-dns-error=accept"});
+  CHECK_FALSE(lenient.rcpt("user@servfail.test"));
+  CHECK(accepts() == a0 + 1);
+  CHECK(tempfails() == t0 + 3);
+}
+
+TEST_CASE("a failure policy's log line comes once a minute per check and policy, by the clock",
+          "[checks][log]") {
+  LogLimiter limiter(std::chrono::seconds(60));
+  ManualClock clock;
+  CHECK(limiter.admit("null-mx/tempfail", clock.now()) == 0u);
+  CHECK_FALSE(limiter.admit("null-mx/tempfail", clock.now()));
+  CHECK(limiter.admit("bogus-mx/tempfail", clock.now()) == 0u);  // its own key
+  clock.advance(std::chrono::seconds(59));
+  CHECK_FALSE(limiter.admit("null-mx/tempfail", clock.now()));
+  clock.advance(std::chrono::seconds(1));
+  CHECK(limiter.admit("null-mx/tempfail", clock.now()) == 2u);  // two were held back
+  CHECK_FALSE(limiter.admit("null-mx/tempfail", clock.now()));
 }

@@ -11,7 +11,7 @@ namespace {
 
 std::shared_ptr<const Config> config() {
   auto cfg = std::make_shared<Config>();
-  cfg->local_domains = {"example.com"};
+  cfg->site.local_domains = {"example.com"};
   cfg->backscatter.our_relay_names = {"mx-out.example.com"};
   cfg->message.rules = std::make_shared<const message::Rules>(shipped_rules());
   return cfg;

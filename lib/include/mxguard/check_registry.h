@@ -13,6 +13,7 @@
 
 #include "mxguard/check.h"
 #include "mxguard/check_mode.h"
+#include "mxguard/checks/backscatter.h"
 
 namespace mxguard {
 
@@ -31,5 +32,8 @@ std::span<const CheckInfo> check_registry();
 const CheckInfo& check_info(CheckId id);
 std::optional<CheckId> find_check(std::string_view name);
 std::string_view to_string(CheckId id);
+
+// The settings the registry gives the backscatter check (also for tests of its judgement).
+checks::BackscatterSettings backscatter_settings(const Config& cfg);
 
 }  // namespace mxguard

@@ -21,6 +21,7 @@
 #include "mxguard/log.h"
 #include "mxguard/message/options.h"
 #include "mxguard/net/ip.h"
+#include "mxguard/site.h"
 #include "mxguard/state/options.h"
 
 namespace mxguard {
@@ -41,11 +42,10 @@ struct Config {
   std::string metrics_listen;  // "addr:port" of the /metrics listener; empty: none
 
   // Who we are and whom we trust.
-  std::vector<std::string> local_domains;  // lower case, no trailing dot
+  SiteOptions site;  // local-domains, self
   net::CidrSet trusted_networks;
   std::vector<std::string> exempt_recipients;  // local parts or full addresses
   std::vector<std::string> exempt_senders;
-  std::vector<net::IpAddress> self_addresses;  // our listening addresses, when the MTA omits them
   FailureAction on_internal_error = FailureAction::Tempfail;
 
   // Each module's own options, loaded by the module (see its options.h).
@@ -61,7 +61,6 @@ struct Config {
   // check.NAME = on|off|report, for every check of the registry, by CheckId.
   std::array<CheckMode, kCheckCount> checks{};
 
-  bool is_local_domain(std::string_view domain) const;
   CheckMode mode(CheckId check) const { return checks[index(check)]; }
   bool enabled(CheckId check) const { return mode(check) != CheckMode::Off; }
 };

@@ -5,11 +5,13 @@
 #pragma once
 
 #include "mxguard/check.h"
+#include "mxguard/checks/options.h"
 
 namespace mxguard::checks {
 
 class AccessCheck final : public Check {
  public:
+  explicit AccessCheck(AccessOptions o) : options_(std::move(o)) {}
   std::string_view name() const override { return "access"; }
   StageSet stages() const override {
     return {Stage::Connect, Stage::Helo, Stage::Mail, Stage::Rcpt};
@@ -18,6 +20,9 @@ class AccessCheck final : public Check {
   unsigned exemptions() const override { return kExemptNone; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                   CheckContext& ctx) const override;
+
+ private:
+  AccessOptions options_;
 };
 
 }  // namespace mxguard::checks

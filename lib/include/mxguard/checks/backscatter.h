@@ -19,9 +19,24 @@
 #include <string>
 
 #include "mxguard/check.h"
+#include "mxguard/checks/options.h"
 #include "mxguard/message/classifier.h"
+#include "mxguard/site.h"
+
+namespace mxguard::batv {
+class KeyRing;
+}
 
 namespace mxguard::checks {
+
+// What the check reads: its own options and what it needs of BATV, the classifier and the site.
+struct BackscatterSettings {
+  BackscatterOptions proof;
+  std::shared_ptr<const message::Rules> rules;  // null: no classifier tables
+  std::shared_ptr<const batv::KeyRing> keys;    // null: no BATV
+  int tag_max_age_days = 30;
+  SiteOptions site;
+};
 
 // What the check found, for the verdict, the offline test mode and tests.
 struct BackscatterFinding {
@@ -36,19 +51,23 @@ struct BackscatterFinding {
 };
 
 // The judgement at Eoh or Eom; evaluate() returns its verdict. `now` for tag expiry.
-BackscatterFinding judge_backscatter(Stage stage, const Session& session, const Config& cfg,
-                                     std::time_t now);
+BackscatterFinding judge_backscatter(Stage stage, const Session& session,
+                                     const BackscatterSettings& settings, std::time_t now);
 
 // Result validator for backscatter-allow tables: OK or DUNNO.
 std::optional<std::string> validate_allow_result(std::string_view result);
 
 class BackscatterCheck final : public Check {
  public:
+  explicit BackscatterCheck(BackscatterSettings s) : settings_(std::move(s)) {}
   std::string_view name() const override { return "backscatter"; }
   // Header and Body are listed so the adapter negotiates them; the check judges at Eoh/Eom.
   StageSet stages() const override { return {Stage::Header, Stage::Eoh, Stage::Body, Stage::Eom}; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                   CheckContext& ctx) const override;
+
+ private:
+  BackscatterSettings settings_;
 };
 
 }  // namespace mxguard::checks

@@ -11,10 +11,14 @@ namespace mxguard::checks {
 
 class BanCheck final : public Check {
  public:
+  explicit BanCheck(FailureAction on_store_error) : on_store_error_(on_store_error) {}
   std::string_view name() const override { return "ban"; }
   StageSet stages() const override { return {Stage::Connect}; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                   CheckContext& ctx) const override;
+
+ private:
+  FailureAction on_store_error_;
 };
 
 }  // namespace mxguard::checks

@@ -7,16 +7,24 @@
 // Thread-safety: immutable.
 #pragma once
 
+#include "mxguard/batv/options.h"
 #include "mxguard/check.h"
+#include "mxguard/site.h"
 
 namespace mxguard::checks {
 
 class BatvCheck final : public Check {
  public:
+  BatvCheck(batv::BatvOptions batv, SiteOptions site)
+      : batv_(std::move(batv)), site_(std::move(site)) {}
   std::string_view name() const override { return "batv"; }
   StageSet stages() const override { return {Stage::Rcpt, Stage::Data}; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                   CheckContext& ctx) const override;
+
+ private:
+  batv::BatvOptions batv_;
+  SiteOptions site_;
 };
 
 }  // namespace mxguard::checks

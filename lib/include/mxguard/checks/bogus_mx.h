@@ -8,11 +8,11 @@
 
 namespace mxguard::checks {
 
-class BogusMxCheck final : public Check {
+class BogusMxCheck final : public DnsCheck {
  public:
+  using DnsCheck::DnsCheck;
   std::string_view name() const override { return "bogus-mx"; }
   StageSet stages() const override { return {Stage::Rcpt}; }
-  unsigned exemptions() const override { return kDnsCheckExemptions; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                   CheckContext& ctx) const override;
 };

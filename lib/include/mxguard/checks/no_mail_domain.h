@@ -7,11 +7,11 @@
 
 namespace mxguard::checks {
 
-class NoMailDomainCheck final : public Check {
+class NoMailDomainCheck final : public DnsCheck {
  public:
+  using DnsCheck::DnsCheck;
   std::string_view name() const override { return "no-mail-domain"; }
   StageSet stages() const override { return {Stage::Rcpt}; }
-  unsigned exemptions() const override { return kDnsCheckExemptions; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                   CheckContext& ctx) const override;
 };

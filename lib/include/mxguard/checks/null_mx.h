@@ -7,11 +7,11 @@
 
 namespace mxguard::checks {
 
-class NullMxCheck final : public Check {
+class NullMxCheck final : public DnsCheck {
  public:
+  using DnsCheck::DnsCheck;
   std::string_view name() const override { return "null-mx"; }
   StageSet stages() const override { return {Stage::Rcpt}; }
-  unsigned exemptions() const override { return kDnsCheckExemptions; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                   CheckContext& ctx) const override;
 };

@@ -7,11 +7,11 @@
 
 namespace mxguard::checks {
 
-class NullMxSenderCheck final : public Check {
+class NullMxSenderCheck final : public DnsCheck {
  public:
+  using DnsCheck::DnsCheck;
   std::string_view name() const override { return "null-mx-sender"; }
   StageSet stages() const override { return {Stage::Mail}; }
-  unsigned exemptions() const override { return kDnsCheckExemptions; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                   CheckContext& ctx) const override;
 };

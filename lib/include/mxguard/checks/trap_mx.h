@@ -7,16 +7,21 @@
 #pragma once
 
 #include "mxguard/check.h"
+#include "mxguard/checks/options.h"
 
 namespace mxguard::checks {
 
 class TrapMxCheck final : public Check {
  public:
+  explicit TrapMxCheck(TrapOptions o) : options_(std::move(o)) {}
   std::string_view name() const override { return "trap-mx"; }
   StageSet stages() const override { return {Stage::Connect, Stage::Rcpt}; }
   unsigned exemptions() const override { return kExemptTrustedClient | kExemptAllowed; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                   CheckContext& ctx) const override;
+
+ private:
+  TrapOptions options_;
 };
 
 }  // namespace mxguard::checks

@@ -10,11 +10,15 @@
 #pragma once
 
 #include "mxguard/check.h"
+#include "mxguard/checks/options.h"
+#include "mxguard/site.h"
 
 namespace mxguard::checks {
 
 class UnhandledDomainCheck final : public Check {
  public:
+  UnhandledDomainCheck(WebsiteOptions o, SiteOptions site)
+      : options_(std::move(o)), site_(std::move(site)) {}
   std::string_view name() const override { return "unhandled-domain"; }
   StageSet stages() const override { return {Stage::Rcpt}; }
   // Trusted and authenticated clients are judged too (their mail for the domain would only
@@ -23,6 +27,10 @@ class UnhandledDomainCheck final : public Check {
   bool sees_mta_rejections() const override { return true; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
                                   CheckContext& ctx) const override;
+
+ private:
+  WebsiteOptions options_;
+  SiteOptions site_;
 };
 
 // True when `domain` (any case, trailing dot or not) is on the list or below a listed domain.
