@@ -44,13 +44,6 @@ std::string_view domain_part(std::string_view address) {
   return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
 }
 
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = ascii_lower(c);
-  return out;
-}
-
 std::string strip_angle(std::string_view arg) {
   auto is_space = [](char c) { return c == ' ' || c == '\t'; };
   while (!arg.empty() && is_space(arg.front()))

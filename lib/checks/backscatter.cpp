@@ -49,7 +49,7 @@ bool names_our_relay(const Config& cfg, std::string_view received) {
     while (i < received.size() && token_char(received[i]))
       ++i;
     if (i == start) continue;
-    std::string tok = lowercase(received.substr(start, i - start));
+    std::string tok = ascii_lowercase(received.substr(start, i - start));
     while (!tok.empty() && (tok.back() == '.' || tok.back() == ':'))
       tok.pop_back();
     if (tok.rfind("ipv6:", 0) == 0) tok.erase(0, 5);
@@ -67,7 +67,7 @@ bool allowed(const Config& cfg, const Transaction& tx) {
   for (const auto& t : cfg.backscatter_allow) {
     auto ok = [&](std::string_view addr) {
       auto r = tables::lookup_address(*t, addr.empty() ? "<>" : addr);
-      return r && message::istarts_with(*r, "ok");
+      return r && istarts_with(*r, "ok");
     };
     if (ok(tx.sender)) return true;
     for (const auto& r : tx.recipients)
@@ -146,8 +146,7 @@ Verdict reject(MessageClass c) {
 }  // namespace
 
 std::optional<std::string> validate_allow_result(std::string_view result) {
-  if (message::istarts_with(result, "ok") || message::istarts_with(result, "dunno"))
-    return std::nullopt;
+  if (istarts_with(result, "ok") || istarts_with(result, "dunno")) return std::nullopt;
   return fmt::format("result '{}' is not OK or DUNNO", result);
 }
 

@@ -92,7 +92,7 @@ TEST_CASE("an unknown flag and a missing config file are errors", "[config]") {
 TEST_CASE("every option has a lower-case name and every check a check. option", "[config]") {
   auto names = option_names();
   for (const auto& n : names)
-    CHECK(n == lowercase(n));
+    CHECK(n == ascii_lowercase(n));
   for (const auto& [check, mode] : known_checks())
     CHECK(std::find(names.begin(), names.end(), "check." + check) != names.end());
 }

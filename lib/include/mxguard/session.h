@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mxguard/net/ip.h"
+#include "mxguard/text.h"
 
 namespace mxguard {
 
@@ -121,11 +122,10 @@ struct Session {
 // Address helpers shared by checks (RFC 5321 mailbox, no angle brackets).
 std::string_view local_part(std::string_view address);
 std::string_view domain_part(std::string_view address);  // empty if no '@'
-// ASCII only: mail domains and local parts are compared this way (A-labels, RFC 5321).
-constexpr char ascii_lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+// Deprecated: ascii_lowercase (text.h). Kept only while lib/config.cpp still calls it.
+inline std::string lowercase(std::string_view s) {
+  return ascii_lowercase(s);
 }
-std::string lowercase(std::string_view s);
 // Strips <>, surrounding white space; keeps the address as given otherwise.
 std::string strip_angle(std::string_view arg);
 
