@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <array>
 
-#include "mxguard/session.h"
+#include "mxguard/address.h"
 #include "mxguard/text.h"
 
 namespace mxguard::message {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mxguard/address.h"
 #include "mxguard/net/ip.h"
 #include "mxguard/text.h"
 
@@ -119,14 +120,9 @@ struct Session {
   void new_transaction() { tx = Transaction{}; }
 };
 
-// Address helpers shared by checks (RFC 5321 mailbox, no angle brackets).
-std::string_view local_part(std::string_view address);
-std::string_view domain_part(std::string_view address);  // empty if no '@'
 // Deprecated: ascii_lowercase (text.h). Kept only while lib/config.cpp still calls it.
 inline std::string lowercase(std::string_view s) {
   return ascii_lowercase(s);
 }
-// Strips <>, surrounding white space; keeps the address as given otherwise.
-std::string strip_angle(std::string_view arg);
 
 }  // namespace mxguard
