@@ -25,9 +25,9 @@ Subject subject_of(Stage stage, const Session& s, const Config& cfg) {
     case Stage::Helo:
       return {&cfg.helo_access, s.helo, "Helo command"};
     case Stage::Mail:
-      return {&cfg.sender_access, s.tx.sender, "Sender address"};
+      return {&cfg.sender_access, s.tx.sender.raw, "Sender address"};
     case Stage::Rcpt:
-      return {&cfg.recipient_access, s.tx.rcpt, "Recipient address"};
+      return {&cfg.recipient_access, s.tx.rcpt.raw, "Recipient address"};
     default:
       return {};
   }
@@ -41,9 +41,9 @@ std::optional<std::string> lookup(Stage stage, const tables::Table& t, const Ses
       return s.helo.empty() ? std::nullopt : tables::lookup_domain(t, s.helo);
     case Stage::Mail:
       // Postfix looks the null sender up as "<>" (smtpd_null_access_lookup_key).
-      return tables::lookup_address(t, s.tx.sender.empty() ? "<>" : s.tx.sender);
+      return tables::lookup_address(t, s.tx.sender.null() ? "<>" : s.tx.sender.raw);
     case Stage::Rcpt:
-      return tables::lookup_address(t, s.tx.rcpt);
+      return tables::lookup_address(t, s.tx.rcpt.raw);
     default:
       return std::nullopt;
   }

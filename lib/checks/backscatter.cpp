@@ -69,9 +69,9 @@ bool allowed(const Config& cfg, const Transaction& tx) {
       auto r = tables::lookup_address(*t, addr.empty() ? "<>" : addr);
       return r && istarts_with(*r, "ok");
     };
-    if (ok(tx.sender)) return true;
+    if (ok(tx.sender.raw)) return true;
     for (const auto& r : tx.recipients)
-      if (ok(r)) return true;
+      if (ok(r.raw)) return true;
   }
   return false;
 }
@@ -155,15 +155,15 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session, const 
   BackscatterFinding f;
   const Transaction& tx = session.tx;
   const message::Rules& rules = rules_of(cfg);
-  if (!tx.reader || !message::is_bounce_sender(tx.sender, rules)) {
+  if (!tx.reader || !message::is_bounce_sender(tx.sender.raw, rules)) {
     f.decided = true;
     return f;
   }
   f.applies = true;
-  const message::Envelope env{tx.sender};
+  const message::Envelope env{tx.sender.raw};
 
   if (stage == Stage::Eoh) {
-    if (tx.sender.empty() && tx.recipients.size() > 1) {
+    if (tx.sender.null() && tx.recipients.size() > 1) {
       // A real DSN goes to the one envelope sender of the message it reports on.
       log(LogLevel::Notice, "{}: null-sender message to {} recipients from {}", session.log_id(),
           tx.recipients.size(), session.client_label());

@@ -12,9 +12,8 @@ namespace mxguard::checks {
 
 namespace {
 
-bool in_domains(const std::vector<std::string>& list, std::string_view address) {
-  std::string d = lowercase(domain_part(address));
-  return std::find(list.begin(), list.end(), d) != list.end();
+bool in_domains(const std::vector<std::string>& list, const Address& address) {
+  return std::find(list.begin(), list.end(), address.domain) != list.end();
 }
 
 }  // namespace
@@ -26,10 +25,9 @@ std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
   const Transaction& tx = session.tx;
 
   if (stage == Stage::Rcpt) {
-    if (!batv::is_tagged(tx.rcpt)) return std::nullopt;
+    if (!tx.rcpt.tagged()) return std::nullopt;
     // Only our own addresses carry our tags; a tagged address elsewhere is not ours to judge.
-    if (!cfg.local_domains.empty() && !cfg.is_local_domain(domain_part(tx.rcpt)))
-      return std::nullopt;
+    if (!cfg.local_domains.empty() && !cfg.is_local_domain(tx.rcpt.domain)) return std::nullopt;
     auto r = batv::verify(*cfg.batv_keys, tx.rcpt, std::time(nullptr), cfg.batv_lifetime_days);
     if (r.status == batv::PrvsStatus::Valid || r.status == batv::PrvsStatus::NotTagged)
       return std::nullopt;
@@ -38,23 +36,23 @@ std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
         550, "5.7.1",
         fmt::format("<{}>: Recipient address rejected: its BATV tag {}; we did not send the "
                     "message this answers",
-                    tx.rcpt, why));
+                    tx.rcpt.raw, why));
     if (!reply) return std::nullopt;
     return Verdict::reject(std::move(reply).value(), "batv",
                            std::string(batv::to_string(r.status)));
   }
 
-  if (stage == Stage::Data && tx.sender.empty() && !cfg.batv_enforce_domains.empty()) {
+  if (stage == Stage::Data && tx.sender.null() && !cfg.batv_enforce_domains.empty()) {
     for (const auto& rcpt : tx.recipients) {
       if (!in_domains(cfg.batv_enforce_domains, rcpt)) continue;
       bool tagged = std::any_of(tx.batv_valid.begin(), tx.batv_valid.end(),
-                                [&](const TaggedRecipient& t) { return t.tagged == rcpt; });
+                                [&](const TaggedRecipient& t) { return t.tagged == rcpt.raw; });
       if (tagged) continue;
       auto reply = SmtpReply::make(
           550, "5.7.1",
           fmt::format("<{}>: bounces to this domain must carry our BATV tag; we did not send "
                       "the message this answers",
-                      rcpt));
+                      rcpt.raw));
       if (!reply) return std::nullopt;
       return Verdict::reject(std::move(reply).value(), "batv", "enforce-untagged");
     }

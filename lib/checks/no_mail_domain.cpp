@@ -22,12 +22,12 @@ std::optional<Verdict> NoMailDomainCheck::evaluate(Stage, const Session& session
       break;
     case dns::RouteKind::TempFail:
     case dns::RouteKind::Invalid:
-      return dns_trouble(*route, session, ctx, name(), session.tx.rcpt);
+      return dns_trouble(*route, session, ctx, name(), session.tx.rcpt.raw);
     default:
       return std::nullopt;
   }
   auto reply = SmtpReply::make(
-      550, "5.1.2", fmt::format("<{}>: Recipient address rejected: {}", session.tx.rcpt, why));
+      550, "5.1.2", fmt::format("<{}>: Recipient address rejected: {}", session.tx.rcpt.raw, why));
   if (!reply) reply = SmtpReply::fixed(550, "5.1.2", "Recipient address rejected: no mail domain");
   return Verdict::reject(std::move(reply).value(), "no-mail-domain", std::string(reason));
 }

@@ -64,7 +64,8 @@ std::optional<Verdict> TrapMxCheck::evaluate(Stage stage, const Session& session
       if (waits) return std::nullopt;  // decided once the sender and recipients are known
       return trap_reply(session, ctx);
     case Stage::Rcpt:
-      if (listed(cfg, session.tx.sender) || listed(cfg, session.tx.rcpt)) return std::nullopt;
+      if (listed(cfg, session.tx.sender.raw) || listed(cfg, session.tx.rcpt.raw))
+        return std::nullopt;
       return trap_reply(session, ctx);
     default:
       return std::nullopt;

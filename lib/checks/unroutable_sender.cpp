@@ -6,7 +6,7 @@ namespace mxguard::checks {
 
 std::optional<Verdict> UnroutableSenderCheck::evaluate(Stage, const Session& session,
                                                        CheckContext& ctx) const {
-  if (session.tx.sender.empty()) return std::nullopt;
+  if (session.tx.sender.null()) return std::nullopt;
   const dns::MailRoute* route = route_for(ctx, session.tx.sender);
   if (!route) return std::nullopt;
   std::string why;
@@ -27,12 +27,12 @@ std::optional<Verdict> UnroutableSenderCheck::evaluate(Stage, const Session& ses
       break;
     case dns::RouteKind::TempFail:
     case dns::RouteKind::Invalid:
-      return dns_trouble(*route, session, ctx, name(), session.tx.sender);
+      return dns_trouble(*route, session, ctx, name(), session.tx.sender.raw);
     default:
       return std::nullopt;
   }
   auto reply = SmtpReply::make(
-      550, "5.1.8", fmt::format("<{}>: Sender address rejected: {}", session.tx.sender, why));
+      550, "5.1.8", fmt::format("<{}>: Sender address rejected: {}", session.tx.sender.raw, why));
   if (!reply) reply = SmtpReply::fixed(550, "5.1.8", "Sender address rejected: unroutable");
   return Verdict::reject(std::move(reply).value(), "unroutable-sender", std::string(reason));
 }

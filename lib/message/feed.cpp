@@ -26,13 +26,12 @@ bool signs(const Config& cfg) {
   return cfg.batv_keys && cfg.batv_sign;
 }
 
-bool excluded(const Config& cfg, std::string_view sender) {
-  std::string addr = lowercase(sender);
-  std::string_view local = local_part(addr);
-  std::string_view domain = domain_part(addr);
+// "@domain" entries name a domain, others a whole address (with '@') or a local part.
+bool excluded(const Config& cfg, const Address& sender) {
   for (const auto& e : cfg.batv_exclude_senders) {
-    if (e.front() == '@' ? std::string_view(e).substr(1) == domain
-                         : (e.find('@') != std::string::npos ? e == addr : e == local))
+    if (e.front() == '@' ? std::string_view(e).substr(1) == sender.domain
+                         : (e.find('@') != std::string::npos ? iequals(e, sender.raw)
+                                                             : iequals(e, sender.given_local())))
       return true;
   }
   return false;
@@ -40,9 +39,9 @@ bool excluded(const Config& cfg, std::string_view sender) {
 
 // Does plan_changes() sign this transaction's sender (add a tag header, maybe rewrite it)?
 bool signs_sender(const Config& cfg, const Session& s) {
-  const std::string& sender = s.tx.sender;
-  return signs(cfg) && !sender.empty() && (s.authenticated() || s.trusted_network) &&
-         cfg.is_local_domain(domain_part(sender));
+  const Address& sender = s.tx.sender;
+  return signs(cfg) && !sender.null() && (s.authenticated() || s.trusted_network) &&
+         cfg.is_local_domain(sender.domain);
 }
 
 const Rules& rules_of(const Config& cfg) {
@@ -62,17 +61,18 @@ bool content_matters(const Session& s) {
   if (!cfg) return true;
   if (!s.tx.batv_valid.empty()) return true;  // tags to remove at end of message
   if (cfg->report_header && !(s.would_reject.empty() && s.tx.would_reject.empty())) return true;
-  if (cfg->mode("backscatter") != CheckMode::Off && is_bounce_sender(s.tx.sender, rules_of(*cfg)))
+  if (cfg->mode("backscatter") != CheckMode::Off &&
+      is_bounce_sender(s.tx.sender.raw, rules_of(*cfg)))
     return true;
   return signs_sender(*cfg, s);
 }
 
 void on_recipient(Session& s, std::time_t now) {
   const Config* cfg = config_of(s);
-  if (!cfg || !cfg->batv_keys || !batv::is_tagged(s.tx.rcpt)) return;
+  if (!cfg || !cfg->batv_keys || !s.tx.rcpt.tagged()) return;
   auto r = batv::verify(*cfg->batv_keys, s.tx.rcpt, now, cfg->batv_lifetime_days);
   if (r.status != batv::PrvsStatus::Valid) return;
-  if (s.tx.batv_valid.size() < 1000) s.tx.batv_valid.push_back({s.tx.rcpt, r.address});
+  if (s.tx.batv_valid.size() < 1000) s.tx.batv_valid.push_back({s.tx.rcpt.raw, r.address});
 }
 
 namespace {
@@ -99,7 +99,7 @@ void feed_eoh(Session& s) {
   const Config& cfg = *s.policy->config;
   // The body matters only to the backscatter check, and only for bounce senders.
   s.tx.skip_body = cfg.mode("backscatter") == CheckMode::Off ||
-                   !is_bounce_sender(s.tx.sender, rules_of(cfg)) || !s.tx.batv_valid.empty();
+                   !is_bounce_sender(s.tx.sender.raw, rules_of(cfg)) || !s.tx.batv_valid.empty();
 }
 
 bool feed_body(Session& s, std::string_view chunk) {
@@ -117,14 +117,14 @@ MessageChanges plan_changes(const Session& s, std::time_t now) {
   if (!cfg) return c;
   for (const auto& t : s.tx.batv_valid)
     c.rewrite_rcpts.push_back({t.tagged, t.plain});
-  const std::string& sender = s.tx.sender;
+  const Address& sender = s.tx.sender;
   if (!signs_sender(*cfg, s)) return c;
   std::string msg_id = s.tx.reader ? extract_msg_id(s.tx.reader->header("Message-ID")) : "";
   c.add_headers.push_back(
       Header{std::string(batv::kTagHeader), batv::make_tag(*cfg->batv_keys, msg_id, now)});
-  if (!excluded(*cfg, sender) && !batv::is_tagged(sender)) {
+  if (!excluded(*cfg, sender) && !sender.tagged()) {
     c.new_sender =
-        batv::sign(*cfg->batv_keys, sender, now, cfg->batv_lifetime_days,
+        batv::sign(*cfg->batv_keys, sender.raw, now, cfg->batv_lifetime_days,
                    cfg->batv_subaddress ? batv::PrvsForm::SubAddress : batv::PrvsForm::Prefix);
   }
   return c;

@@ -36,9 +36,10 @@ Expected<OfflineResult, std::string> run_offline(const std::shared_ptr<const Con
   s.client_name = "offline";
   if (in.authenticated) s.auth_authen = "offline";
   s.tx.has_sender = true;
-  s.tx.sender = in.sender ? strip_angle(*in.sender) : extract_address(file.header("Return-Path"));
-  s.tx.rcpt = in.recipient ? strip_angle(*in.recipient) : extract_address(file.header("To"));
-  if (!s.tx.rcpt.empty()) {
+  s.tx.sender =
+      Address::parse(in.sender ? *in.sender : extract_address(file.header("Return-Path")));
+  s.tx.rcpt = Address::parse(in.recipient ? *in.recipient : extract_address(file.header("To")));
+  if (!s.tx.rcpt.null()) {
     s.tx.recipients.push_back(s.tx.rcpt);
     on_recipient(s, now);
   }
@@ -50,8 +51,8 @@ Expected<OfflineResult, std::string> run_offline(const std::shared_ptr<const Con
 
   OfflineResult r;
   r.file = path;
-  r.sender = s.tx.sender;
-  r.recipient = s.tx.rcpt;
+  r.sender = s.tx.sender.raw;
+  r.recipient = s.tx.rcpt.raw;
   checks::BackscatterFinding found = checks::judge_backscatter(Stage::Eoh, s, *local, now);
   r.stage = std::string(to_string(Stage::Eoh));
   if (!found.verdict && (!found.decided || found.applies)) {
@@ -60,7 +61,7 @@ Expected<OfflineResult, std::string> run_offline(const std::shared_ptr<const Con
   }
   // The class is worth showing even when the check does not apply (ordinary sender).
   Classification c = found.decided && found.classification.reason.empty() && !found.applies
-                         ? classify(*s.tx.reader, Envelope{s.tx.sender},
+                         ? classify(*s.tx.reader, Envelope{s.tx.sender.raw},
                                     local->message_rules ? *local->message_rules : Rules{})
                          : found.classification;
   if (found.applies && found.classification.reason.empty() && !found.class_reason.empty()) {

@@ -41,10 +41,10 @@ struct Fixture {
   void relays() { cfg->our_relay_names = {"mx-out.example.com"}; }
   // The message as the milter would deliver it: headers, then body in small chunks.
   void deliver(const std::string& text, std::string sender, std::vector<std::string> rcpts) {
-    s.tx.sender = std::move(sender);
+    s.tx.sender = Address::parse(sender);
     for (auto& r : rcpts) {
-      s.tx.rcpt = r;
-      s.tx.recipients.push_back(r);
+      s.tx.rcpt = Address::parse(r);
+      s.tx.recipients.push_back(s.tx.rcpt);
       message::on_recipient(s, kNow);
     }
     auto m = message::MessageReader::from_text(text);
@@ -287,9 +287,9 @@ TEST_CASE("a sender-verification probe passes RCPT: nothing is judged before DAT
   f.cfg->batv_keys = f.keys;
   f.policy->pipeline.add(std::make_unique<checks::BatvCheck>(), CheckMode::On);
   f.policy->pipeline.add(std::make_unique<checks::BackscatterCheck>(), CheckMode::On);
-  f.s.tx.sender = "";
+  f.s.tx.sender = Address::parse("");
   CHECK_FALSE(f.policy->pipeline.stages().has(Stage::Mail));
-  f.s.tx.rcpt = "victor@example.com";
+  f.s.tx.rcpt = Address::parse("victor@example.com");
   CheckContext ctx{*f.cfg};
   CHECK_FALSE(f.policy->pipeline.run(Stage::Mail, f.s, ctx));
   CHECK_FALSE(f.policy->pipeline.run(Stage::Rcpt, f.s, ctx));
@@ -302,27 +302,28 @@ TEST_CASE("batv check: bad and expired tags get 550 5.7.1 at RCPT; enforce mode 
   checks::BatvCheck check;
   CheckContext ctx{*f.cfg};
   auto now = std::time(nullptr);
-  f.s.tx.rcpt = *batv::sign(*f.keys, "victor@example.com", now);
+  f.s.tx.rcpt = Address::parse(*batv::sign(*f.keys, "victor@example.com", now));
   CHECK_FALSE(check.evaluate(Stage::Rcpt, f.s, ctx));
-  f.s.tx.rcpt = *batv::sign(*f.keys, "victor@example.com", now - 10 * 86400);
+  f.s.tx.rcpt = Address::parse(*batv::sign(*f.keys, "victor@example.com", now - 10 * 86400));
   auto expired = check.evaluate(Stage::Rcpt, f.s, ctx);
   REQUIRE(expired);
   CHECK(expired->reason == "expired");
   CHECK(expired->reply->to_string().rfind("550 5.7.1 <prvs=", 0) == 0);
-  f.s.tx.rcpt = "prvs=1123abcdef=victor@example.com";
+  f.s.tx.rcpt = Address::parse("prvs=1123abcdef=victor@example.com");
   auto bad = check.evaluate(Stage::Rcpt, f.s, ctx);
   REQUIRE(bad);
   CHECK(bad->reason == "bad-signature");
-  f.s.tx.rcpt = "prvs=1123abcdef=victor@elsewhere.test";  // not our domain: not ours to judge
+  f.s.tx.rcpt =
+      Address::parse("prvs=1123abcdef=victor@elsewhere.test");  // not our domain: not ours to judge
   CHECK_FALSE(check.evaluate(Stage::Rcpt, f.s, ctx));
 
   f.cfg->batv_enforce_domains = {"example.com"};
-  f.s.tx.sender = "";
-  f.s.tx.recipients = {"victor@example.com"};
+  f.s.tx.sender = Address::parse("");
+  f.s.tx.recipients = {Address::parse("victor@example.com")};
   auto enforce = check.evaluate(Stage::Data, f.s, ctx);
   REQUIRE(enforce);
   CHECK(enforce->reason == "enforce-untagged");
-  f.s.tx.sender = "someone@remote.test";
+  f.s.tx.sender = Address::parse("someone@remote.test");
   CHECK_FALSE(check.evaluate(Stage::Data, f.s, ctx));
 }
 
@@ -356,9 +357,9 @@ TEST_CASE("content matters after DATA only to bounces, tagged recipients, signin
           "[backscatter][changes]") {
   // The adapter accepts at DATA what this says needs nothing more (SMFIS_ACCEPT).
   auto envelope = [](Fixture& f, std::string sender, std::string rcpt) {
-    f.s.tx.sender = std::move(sender);
-    f.s.tx.rcpt = rcpt;
-    f.s.tx.recipients.push_back(rcpt);
+    f.s.tx.sender = Address::parse(sender);
+    f.s.tx.rcpt = Address::parse(rcpt);
+    f.s.tx.recipients.push_back(f.s.tx.rcpt);
     message::on_recipient(f.s, kNow);
   };
   Fixture plain;

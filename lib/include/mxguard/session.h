@@ -72,10 +72,10 @@ struct MtaRejection {
 };
 
 struct Transaction {
-  std::string sender;  // envelope sender without angle brackets; empty: the null sender
+  Address sender;  // the envelope sender; null(): the null sender
   bool has_sender = false;
-  std::vector<std::string> recipients;  // recipients mxguard did not object to
-  std::string rcpt;                     // the recipient being judged at Stage::Rcpt
+  std::vector<Address> recipients;  // recipients mxguard did not object to
+  Address rcpt;                     // the recipient being judged at Stage::Rcpt
   std::optional<MtaRejection> rcpt_rejected_by_mta;
   std::string queue_id;
   std::vector<Header> headers;  // bounded by the adapter

@@ -19,7 +19,7 @@ constexpr unsigned kDnsCheckExemptions = kExemptAllowed | kExemptPostmaster;
 
 // The route of the domain of `address`, or nothing when there is nothing to look up: no
 // resolver configured, no domain, or one of our local domains (never looked up).
-const dns::MailRoute* route_for(CheckContext& ctx, std::string_view address,
+const dns::MailRoute* route_for(CheckContext& ctx, const Address& address,
                                 dns::RouteDepth depth = dns::RouteDepth::Full);
 
 // For a route that DNS could not decide (tempfail, invalid): 451 4.4.3 under
