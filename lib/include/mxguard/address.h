@@ -1,8 +1,7 @@
 // The envelope address as a value: the argument of MAIL FROM or RCPT TO, split and normalised
 // once. The milter adapter builds one per MAIL and RCPT (Address::parse) and keeps it in the
 // Transaction; the checks, the message path and the DNS checks read its parts instead of
-// splitting the text again. Also the syntax of a BATV tag (batv/prvs.cpp verifies it) and the
-// conversion of a mail domain to its A-label (IDNA2008, libidn2).
+// splitting the text again. Also the syntax of a BATV tag (batv/prvs.cpp verifies it).
 // Thread-safety: a plain value; the functions are pure (libidn2 keeps no state).
 #pragma once
 
@@ -10,8 +9,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include "mxguard/expected.h"
 
 namespace mxguard {
 
@@ -29,11 +26,6 @@ struct BatvSplit {
 // The tag of `local` ("prvs=" in either case), or nothing when it carries none. A local part
 // that starts with "prvs=" is read in the prefix form only.
 std::optional<BatvSplit> split_batv(std::string_view local);
-
-// A mail domain as DNS and the configured domain lists see it: trailing dots dropped, a
-// U-label converted to its A-label (non-transitional, NFC input), ASCII lower-cased. The error
-// says why it cannot be one, as mail route analysis reports it.
-Expected<std::string, std::string> domain_to_ascii(std::string_view domain);
 
 struct Address {
   std::string raw;       // as given, without <> and surrounding white space: what the logs print
