@@ -30,13 +30,12 @@ bool signs(const Config& cfg) {
   return cfg.batv.keys && cfg.batv.sign;
 }
 
-bool excluded(const Config& cfg, std::string_view sender) {
-  std::string addr = lowercase(sender);
-  std::string_view local = local_part(addr);
-  std::string_view domain = domain_part(addr);
+// "@domain" entries name a domain, others a whole address (with '@') or a local part.
+bool excluded(const Config& cfg, const Address& sender) {
   for (const auto& e : cfg.batv.exclude_senders) {
-    if (e.front() == '@' ? std::string_view(e).substr(1) == domain
-                         : (e.find('@') != std::string::npos ? e == addr : e == local))
+    if (e.front() == '@' ? std::string_view(e).substr(1) == sender.domain
+                         : (e.find('@') != std::string::npos ? iequals(e, sender.raw)
+                                                             : iequals(e, sender.given_local())))
       return true;
   }
   return false;
@@ -44,9 +43,9 @@ bool excluded(const Config& cfg, std::string_view sender) {
 
 // Does plan_changes() sign this transaction's sender (add a tag header, maybe rewrite it)?
 bool signs_sender(const Config& cfg, const Session& s) {
-  const std::string& sender = s.tx.sender;
-  return signs(cfg) && !sender.empty() && (s.authenticated() || s.trusted_network) &&
-         cfg.site.is_local_domain(domain_part(sender));
+  const Address& sender = s.tx.sender;
+  return signs(cfg) && !sender.null() && (s.authenticated() || s.trusted_network) &&
+         cfg.site.is_local_domain(sender.domain);
 }
 
 const Rules& rules_of(const Config& cfg) {
@@ -66,7 +65,8 @@ bool content_matters(const Session& s) {
   if (!cfg) return true;
   if (!s.tx.batv_valid.empty()) return true;  // tags to remove at end of message
   if (cfg->report_header && !(s.would_reject.empty() && s.tx.would_reject.empty())) return true;
-  if (cfg->enabled(CheckId::Backscatter) && message::is_bounce_sender(s.tx.sender, rules_of(*cfg)))
+  if (cfg->enabled(CheckId::Backscatter) &&
+      message::is_bounce_sender(s.tx.sender.raw, rules_of(*cfg)))
     return true;
   return signs_sender(*cfg, s);
 }
@@ -76,7 +76,7 @@ void prepare_stage(Stage stage, Session& s, const CheckContext& ctx) {
   RecipientTag& tag = s.tx.rcpt_tag;
   tag = RecipientTag{};
   const Config* cfg = config_of(s);
-  if (!cfg || !cfg->batv.keys || !batv::is_tagged(s.tx.rcpt)) return;
+  if (!cfg || !cfg->batv.keys || !s.tx.rcpt.tagged()) return;
   auto r = batv::verify(*cfg->batv.keys, s.tx.rcpt, ctx.clock->time(), cfg->batv.lifetime_days);
   tag.reason = std::string(batv::to_string(r.status));
   switch (r.status) {
@@ -97,7 +97,8 @@ void prepare_stage(Stage stage, Session& s, const CheckContext& ctx) {
 
 void on_recipient(Session& s) {
   if (s.tx.rcpt_tag.status != RecipientTagStatus::Valid) return;
-  if (s.tx.batv_valid.size() < 1000) s.tx.batv_valid.push_back({s.tx.rcpt, s.tx.rcpt_tag.plain});
+  if (s.tx.batv_valid.size() < 1000)
+    s.tx.batv_valid.push_back({s.tx.rcpt.raw, s.tx.rcpt_tag.plain});
 }
 
 namespace {
@@ -124,7 +125,7 @@ void feed_eoh(Session& s) {
   const Config& cfg = *s.policy->config;
   // The body matters only to the backscatter check, and only for bounce senders.
   s.tx.skip_body = !cfg.enabled(CheckId::Backscatter) ||
-                   !message::is_bounce_sender(s.tx.sender, rules_of(cfg)) ||
+                   !message::is_bounce_sender(s.tx.sender.raw, rules_of(cfg)) ||
                    !s.tx.batv_valid.empty();
 }
 
@@ -143,15 +144,15 @@ MessageChanges plan_changes(const Session& s, std::time_t now) {
   if (!cfg) return c;
   for (const auto& t : s.tx.batv_valid)
     c.rewrite_rcpts.push_back({t.tagged, t.plain});
-  const std::string& sender = s.tx.sender;
+  const Address& sender = s.tx.sender;
   if (!signs_sender(*cfg, s)) return c;
   std::string msg_id =
       s.tx.reader ? message::extract_msg_id(s.tx.reader->header("Message-ID")) : "";
   c.add_headers.push_back(
       Header{std::string(batv::kTagHeader), batv::make_tag(*cfg->batv.keys, msg_id, now)});
-  if (!excluded(*cfg, sender) && !batv::is_tagged(sender)) {
+  if (!excluded(*cfg, sender) && !sender.tagged()) {
     c.new_sender =
-        batv::sign(*cfg->batv.keys, sender, now, cfg->batv.lifetime_days,
+        batv::sign(*cfg->batv.keys, sender.raw, now, cfg->batv.lifetime_days,
                    cfg->batv.subaddress ? batv::PrvsForm::SubAddress : batv::PrvsForm::Prefix);
   }
   return c;

@@ -60,7 +60,7 @@ class OfflineRun {
   std::optional<Verdict> judge(const message::MessageReader& file) {
     Transaction& tx = session_.tx;
     if (auto v = stage(Stage::Mail)) return v;
-    if (!tx.rcpt.empty()) {
+    if (!tx.rcpt.raw.empty()) {
       if (auto v = stage(Stage::Rcpt)) return v;
       tx.recipients.push_back(tx.rcpt);
       content::on_recipient(session_);
@@ -101,15 +101,15 @@ Expected<OfflineResult, std::string> run_offline(const std::shared_ptr<const Con
   if (in.authenticated) s.auth_authen = "offline";
   s.tx.has_sender = true;
   s.tx.sender =
-      in.sender ? strip_angle(*in.sender) : message::extract_address(file.header("Return-Path"));
+      Address::parse(in.sender ? *in.sender : message::extract_address(file.header("Return-Path")));
   s.tx.rcpt =
-      in.recipient ? strip_angle(*in.recipient) : message::extract_address(file.header("To"));
+      Address::parse(in.recipient ? *in.recipient : message::extract_address(file.header("To")));
   const std::optional<Verdict> verdict = run.judge(file);
 
   OfflineResult r;
   r.file = path;
-  r.sender = s.tx.sender;
-  r.recipient = s.tx.rcpt;
+  r.sender = s.tx.sender.raw;
+  r.recipient = s.tx.rcpt.raw;
   r.stage = std::string(to_string(run.last_stage()));
   const ContentFinding& f = run.finding();
   r.judged = f.judged;
@@ -122,7 +122,7 @@ Expected<OfflineResult, std::string> run_offline(const std::shared_ptr<const Con
     // The class is worth showing even when no content check looked (an ordinary sender).
     const message::Rules none;
     const auto& rules = cfg->message.rules ? *cfg->message.rules : none;
-    const message::Classification c = message::classify(file, {s.tx.sender}, rules);
+    const message::Classification c = message::classify(file, {s.tx.sender.raw}, rules);
     r.cls = std::string(message::to_string(c.cls));
     r.class_reason = c.reason;
   }

@@ -24,12 +24,14 @@ std::vector<std::pair<std::string, CheckMode>> Pipeline::describe() const {
 
 namespace {
 
-bool address_listed(const std::vector<std::string>& list, std::string_view address) {
+// An entry with '@' names the whole address, one without a local part in any domain; both as
+// given (a BATV-tagged postmaster is not the postmaster), case ignored.
+bool address_listed(const std::vector<std::string>& list, const Address& address) {
   if (list.empty()) return false;
-  std::string addr = lowercase(address);
-  std::string_view local = local_part(addr);
   for (const auto& entry : list) {
-    if (entry.find('@') != std::string::npos ? entry == addr : entry == local) return true;
+    if (entry.find('@') != std::string::npos ? iequals(entry, address.raw)
+                                             : iequals(entry, address.given_local()))
+      return true;
   }
   return false;
 }
@@ -119,11 +121,11 @@ std::string format_decision(const Session& session, Stage stage, const Verdict& 
   std::string reply = v.reply ? v.reply->to_string() : std::string(to_string(v.action));
   std::string line = fmt::format("{}: {}: {} from {}: {};", session.log_id(), word,
                                  to_string(stage), session.client_label(), reply);
-  if (stage >= Stage::Mail) line += fmt::format(" from=<{}>", session.tx.sender);
+  if (stage >= Stage::Mail) line += fmt::format(" from=<{}>", session.tx.sender.raw);
   if (stage == Stage::Rcpt) {
-    line += fmt::format(" to=<{}>", session.tx.rcpt);
+    line += fmt::format(" to=<{}>", session.tx.rcpt.raw);
   } else if (stage > Stage::Rcpt && !session.tx.recipients.empty()) {
-    line += fmt::format(" to=<{}> nrcpt={}", session.tx.recipients.front(),
+    line += fmt::format(" to=<{}> nrcpt={}", session.tx.recipients.front().raw,
                         session.tx.recipients.size());
   }
   if (!session.helo.empty()) line += fmt::format(" helo=<{}>", session.helo);

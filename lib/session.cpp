@@ -34,34 +34,4 @@ std::string Session::client_label() const {
   return fmt::format("{}[{}]", name, client_addr->to_string());
 }
 
-std::string_view local_part(std::string_view address) {
-  auto at = address.rfind('@');
-  return at == std::string_view::npos ? address : address.substr(0, at);
-}
-
-std::string_view domain_part(std::string_view address) {
-  auto at = address.rfind('@');
-  return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
-}
-
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = ascii_lower(c);
-  return out;
-}
-
-std::string strip_angle(std::string_view arg) {
-  auto is_space = [](char c) { return c == ' ' || c == '\t'; };
-  while (!arg.empty() && is_space(arg.front()))
-    arg.remove_prefix(1);
-  while (!arg.empty() && is_space(arg.back()))
-    arg.remove_suffix(1);
-  if (arg.size() >= 2 && arg.front() == '<' && arg.back() == '>') {
-    arg.remove_prefix(1);
-    arg.remove_suffix(1);
-  }
-  return std::string(arg);
-}
-
 }  // namespace mxguard

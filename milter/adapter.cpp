@@ -306,7 +306,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     s.messages++;
     g_stats.messages++;
     s.tx.has_sender = true;
-    s.tx.sender = strip_angle(argv && argv[0] ? argv[0] : "");
+    s.tx.sender = Address::parse(argv && argv[0] ? argv[0] : "");
     s.tx.queue_id = macro(ctx, "i");
     std::string auth = macro(ctx, "{auth_authen}");
     if (!auth.empty()) s.auth_authen = auth;
@@ -320,7 +320,7 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
   Connection* c = connection_of(ctx);
   bool refused = false;
   sfsistat r = run_stage(ctx, Stage::Rcpt, "rcpt", [&](Session& ss) {
-    ss.tx.rcpt = strip_angle(argv && argv[0] ? argv[0] : "");
+    ss.tx.rcpt = Address::parse(argv && argv[0] ? argv[0] : "");
     ss.tx.rcpt_rejected_by_mta.reset();
     // With SMFIP_RCPT_REJ Postfix marks a recipient it refused with {rcpt_mailer} "error",
     // the enhanced status in {rcpt_host} and its reply text in {rcpt_addr}.
@@ -418,7 +418,7 @@ void apply_changes(SMFICTX* ctx, const Session& s) {
   if (changes.new_sender) {
     std::string from = "<" + *changes.new_sender + ">";
     warn_if(smfi_chgfrom(ctx, from.data(), nullptr), "change sender to", from);
-    log(LogLevel::Info, "{}: batv: sender <{}> signed as {}", s.log_id(), s.tx.sender, from);
+    log(LogLevel::Info, "{}: batv: sender <{}> signed as {}", s.log_id(), s.tx.sender.raw, from);
   }
   for (const Header& h : changes.add_headers) {
     std::string name = h.name, value = h.value;

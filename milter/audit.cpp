@@ -46,7 +46,7 @@ int run_audit(const std::vector<std::string>& args) {
   }
   int status = dns::kAuditDeliverable;
   for (const auto& d : inv.operands) {
-    dns::AuditResult r = dns::audit_domain(**analyzer, d, (*cfg)->self_addresses);
+    dns::AuditResult r = dns::audit_domain(**analyzer, d, (*cfg)->site.self_addresses);
     fmt::print("{}", r.text);
     if (r.route.kind == dns::RouteKind::TempFail) {
       status = dns::kAuditError;

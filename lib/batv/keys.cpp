@@ -7,21 +7,14 @@
 #include <cstring>
 #include <fstream>
 
+#include "mxguard/text.h"
+
 namespace mxguard::batv {
 
 namespace {
 
 constexpr std::size_t kMinSecret = 16;
 constexpr std::size_t kMaxSecret = 64;  // Exim's prvs refuses longer keys; stay compatible
-
-std::string_view trim(std::string_view s) {
-  auto sp = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && sp(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && sp(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
 
 }  // namespace
 

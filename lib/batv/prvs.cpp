@@ -19,73 +19,57 @@
 
 #include <fmt/format.h>
 
+#include "mxguard/text.h"
+
 namespace mxguard::batv {
 
 namespace {
 
 constexpr std::time_t kDay = 86400;
 
+// A tag taken apart; its syntax (mxguard::split_batv) is already checked.
 struct Parsed {
   int key = -1;
   std::string_view ddd;
   std::string_view sig;
-  std::string address;
+  std::string address;  // the plain address
   PrvsForm form = PrvsForm::Prefix;
 };
 
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-bool is_hex(char c) {
-  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-bool iprefix(std::string_view s, std::string_view p) {
-  if (s.size() < p.size()) return false;
-  for (std::size_t i = 0; i < p.size(); ++i) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != p[i]) return false;
-  }
-  return true;
-}
-
-// "KDDDSSSSSS": ten characters.
-bool parse_tag(std::string_view t, Parsed& p) {
-  if (t.size() != 10 || !is_digit(t[0])) return false;
-  for (int i = 1; i < 4; ++i)
-    if (!is_digit(t[static_cast<std::size_t>(i)])) return false;
-  for (int i = 4; i < 10; ++i)
-    if (!is_hex(t[static_cast<std::size_t>(i)])) return false;
-  p.key = t[0] - '0';
-  p.ddd = t.substr(1, 3);
-  p.sig = t.substr(4, 6);
-  return true;
+Parsed parsed(std::string_view tag, std::string address, PrvsForm form) {
+  return Parsed{tag[0] - '0', tag.substr(1, 3), tag.substr(4, 6), std::move(address), form};
 }
 
 bool parse(std::string_view a, Parsed& p) {
   auto at = a.rfind('@');
   if (at == std::string_view::npos || at == 0 || at + 1 == a.size()) return false;
-  std::string_view local = a.substr(0, at);
-  std::string_view domain = a.substr(at + 1);
-  if (iprefix(local, "prvs=")) {
-    // prvs=KDDDSSSSSS=local
-    std::string_view rest = local.substr(5);
-    if (rest.size() < 12 || rest[10] != '=') return false;
-    if (!parse_tag(rest.substr(0, 10), p)) return false;
-    std::string_view plain_local = rest.substr(11);
-    if (plain_local.empty()) return false;
-    p.address = fmt::format("{}@{}", plain_local, domain);
-    p.form = PrvsForm::Prefix;
-    return true;
-  }
-  // local+prvs=KDDDSSSSSS
-  auto plus = local.rfind('+');
-  if (plus == std::string_view::npos || plus == 0) return false;
-  std::string_view tail = local.substr(plus + 1);
-  if (!iprefix(tail, "prvs=") || !parse_tag(tail.substr(5), p)) return false;
-  p.address = fmt::format("{}@{}", local.substr(0, plus), domain);
-  p.form = PrvsForm::SubAddress;
+  auto split = split_batv(a.substr(0, at));
+  if (!split) return false;
+  p = parsed(split->tag, fmt::format("{}@{}", split->local, a.substr(at + 1)), split->form);
   return true;
+}
+
+PrvsResult verify_parsed(const KeyRing& keys, const Parsed& p, std::time_t now, int lifetime_days) {
+  PrvsResult r;
+  r.address = p.address;
+  r.key = p.key;
+  r.form = p.form;
+  const std::string* secret = keys.key(p.key);
+  if (!secret) {
+    r.status = PrvsStatus::UnknownKey;
+    return r;
+  }
+  std::string expected = signature(*secret, p.key, p.ddd, p.address);
+  std::string got = ascii_lowercase(p.sig);
+  if (CRYPTO_memcmp(expected.data(), got.data(), 6) != 0) {
+    r.status = PrvsStatus::BadSignature;
+    return r;
+  }
+  int expiry = (p.ddd[0] - '0') * 100 + (p.ddd[1] - '0') * 10 + (p.ddd[2] - '0');
+  int today = std::stoi(day_stamp(now));
+  int remaining = ((expiry - today) % 1000 + 1000) % 1000;  // days left, across the wrap
+  r.status = remaining <= lifetime_days ? PrvsStatus::Valid : PrvsStatus::Expired;
+  return r;
 }
 
 }  // namespace
@@ -143,33 +127,23 @@ std::optional<std::string> sign(const KeyRing& keys, std::string_view address, s
 
 PrvsResult verify(const KeyRing& keys, std::string_view address, std::time_t now,
                   int lifetime_days) {
-  PrvsResult r;
   Parsed p;
   if (!parse(address, p)) {
+    PrvsResult r;
     r.address = std::string(address);
     return r;
   }
-  r.address = p.address;
-  r.key = p.key;
-  r.form = p.form;
-  const std::string* secret = keys.key(p.key);
-  if (!secret) {
-    r.status = PrvsStatus::UnknownKey;
+  return verify_parsed(keys, p, now, lifetime_days);
+}
+
+PrvsResult verify(const KeyRing& keys, const Address& address, std::time_t now, int lifetime_days) {
+  if (!address.tagged()) {
+    PrvsResult r;
+    r.address = address.raw;
     return r;
   }
-  std::string expected = signature(*secret, p.key, p.ddd, p.address);
-  std::string got(p.sig);
-  for (char& c : got)
-    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
-  if (CRYPTO_memcmp(expected.data(), got.data(), 6) != 0) {
-    r.status = PrvsStatus::BadSignature;
-    return r;
-  }
-  int expiry = (p.ddd[0] - '0') * 100 + (p.ddd[1] - '0') * 10 + (p.ddd[2] - '0');
-  int today = std::stoi(day_stamp(now));
-  int remaining = ((expiry - today) % 1000 + 1000) % 1000;  // days left, across the wrap
-  r.status = remaining <= lifetime_days ? PrvsStatus::Valid : PrvsStatus::Expired;
-  return r;
+  return verify_parsed(keys, parsed(address.batv_tag, address.plain(), address.batv_form), now,
+                       lifetime_days);
 }
 
 }  // namespace mxguard::batv

@@ -8,6 +8,8 @@
 
 #include <charconv>
 
+#include "mxguard/text.h"
+
 namespace mxguard::batv {
 
 namespace {
@@ -25,16 +27,6 @@ std::string mac_hex(std::string_view secret, std::string_view message_id, long l
   for (std::size_t i = 0; i < kHexLen / 2; ++i)
     out += fmt::format("{:02x}", mac[i]);
   return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace
@@ -94,9 +86,7 @@ TagStatus verify_tag(const KeyRing& keys, std::string_view value, std::string_vi
   if (v != "v1" || t < 0 || k < 0 || h.size() != kHexLen) return TagStatus::Malformed;
   const std::string* secret = keys.key(k);
   if (!secret) return TagStatus::UnknownKey;
-  std::string got(h);
-  for (char& c : got)
-    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+  std::string got = ascii_lowercase(h);
   std::string expected = mac_hex(*secret, message_id, t);
   if (CRYPTO_memcmp(expected.data(), got.data(), kHexLen) != 0) return TagStatus::BadSignature;
   long long n = static_cast<long long>(now);

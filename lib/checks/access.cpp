@@ -24,9 +24,9 @@ Subject subject_of(Stage stage, const Session& s, const AccessOptions& o) {
     case Stage::Helo:
       return {&o.helo, s.helo, "Helo command"};
     case Stage::Mail:
-      return {&o.sender, s.tx.sender, "Sender address"};
+      return {&o.sender, s.tx.sender.raw, "Sender address"};
     case Stage::Rcpt:
-      return {&o.recipient, s.tx.rcpt, "Recipient address"};
+      return {&o.recipient, s.tx.rcpt.raw, "Recipient address"};
     default:
       return {};
   }
@@ -40,9 +40,9 @@ std::optional<std::string> lookup(Stage stage, const tables::Table& t, const Ses
       return s.helo.empty() ? std::nullopt : tables::lookup_domain(t, s.helo);
     case Stage::Mail:
       // Postfix looks the null sender up as "<>" (smtpd_null_access_lookup_key).
-      return tables::lookup_address(t, s.tx.sender.empty() ? "<>" : s.tx.sender);
+      return tables::lookup_address(t, s.tx.sender.null() ? "<>" : s.tx.sender.raw);
     case Stage::Rcpt:
-      return tables::lookup_address(t, s.tx.rcpt);
+      return tables::lookup_address(t, s.tx.rcpt.raw);
     default:
       return std::nullopt;
   }

@@ -49,7 +49,7 @@ bool names_our_relay(const BackscatterSettings& cfg, std::string_view received) 
     while (i < received.size() && token_char(received[i]))
       ++i;
     if (i == start) continue;
-    std::string tok = lowercase(received.substr(start, i - start));
+    std::string tok = ascii_lowercase(received.substr(start, i - start));
     while (!tok.empty() && (tok.back() == '.' || tok.back() == ':'))
       tok.pop_back();
     if (tok.rfind("ipv6:", 0) == 0) tok.erase(0, 5);
@@ -67,11 +67,11 @@ bool allowed(const BackscatterSettings& cfg, const Transaction& tx) {
   for (const auto& t : cfg.proof.allow) {
     auto ok = [&](std::string_view addr) {
       auto r = tables::lookup_address(*t, addr.empty() ? "<>" : addr);
-      return r && message::istarts_with(*r, "ok");
+      return r && istarts_with(*r, "ok");
     };
-    if (ok(tx.sender)) return true;
+    if (ok(tx.sender.raw)) return true;
     for (const auto& r : tx.recipients)
-      if (ok(r)) return true;
+      if (ok(r.raw)) return true;
   }
   return false;
 }
@@ -161,8 +161,7 @@ void record(const BackscatterFinding& f, ContentFinding& out) {
 }  // namespace
 
 std::optional<std::string> validate_allow_result(std::string_view result) {
-  if (message::istarts_with(result, "ok") || message::istarts_with(result, "dunno"))
-    return std::nullopt;
+  if (istarts_with(result, "ok") || istarts_with(result, "dunno")) return std::nullopt;
   return fmt::format("result '{}' is not OK or DUNNO", result);
 }
 
@@ -171,15 +170,15 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session,
   BackscatterFinding f;
   const Transaction& tx = session.tx;
   const message::Rules& rules = rules_of(cfg);
-  if (!tx.reader || !message::is_bounce_sender(tx.sender, rules)) {
+  if (!tx.reader || !message::is_bounce_sender(tx.sender.raw, rules)) {
     f.decided = true;
     return f;
   }
   f.applies = true;
-  const message::Envelope env{tx.sender};
+  const message::Envelope env{tx.sender.raw};
 
   if (stage == Stage::Eoh) {
-    if (tx.sender.empty() && tx.recipients.size() > 1) {
+    if (tx.sender.null() && tx.recipients.size() > 1) {
       // A real DSN goes to the one envelope sender of the message it reports on.
       log(LogLevel::Notice, "{}: null-sender message to {} recipients from {}", session.log_id(),
           tx.recipients.size(), session.client_label());

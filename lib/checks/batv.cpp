@@ -8,9 +8,8 @@ namespace mxguard::checks {
 
 namespace {
 
-bool in_domains(const std::vector<std::string>& list, std::string_view address) {
-  std::string d = lowercase(domain_part(address));
-  return std::find(list.begin(), list.end(), d) != list.end();
+bool in_domains(const std::vector<std::string>& list, const Address& address) {
+  return std::find(list.begin(), list.end(), address.domain) != list.end();
 }
 
 }  // namespace
@@ -23,8 +22,7 @@ std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
   if (stage == Stage::Rcpt) {
     if (tx.rcpt_tag.status == RecipientTagStatus::NotTagged) return std::nullopt;
     // Only our own addresses carry our tags; a tagged address elsewhere is not ours to judge.
-    if (!site_.local_domains.empty() && !site_.is_local_domain(domain_part(tx.rcpt)))
-      return std::nullopt;
+    if (!site_.local_domains.empty() && !site_.is_local_domain(tx.rcpt.domain)) return std::nullopt;
     // Verified once, before the checks ran (content::prepare_stage).
     const RecipientTag& tag = tx.rcpt_tag;
     if (tag.status == RecipientTagStatus::Valid || tag.status == RecipientTagStatus::NotTagged)
@@ -34,22 +32,22 @@ std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
         550, "5.7.1",
         fmt::format("<{}>: Recipient address rejected: its BATV tag {}; we did not send the "
                     "message this answers",
-                    tx.rcpt, why));
+                    tx.rcpt.raw, why));
     if (!reply) return std::nullopt;
     return Verdict::reject(std::move(reply).value(), "batv", tag.reason);
   }
 
-  if (stage == Stage::Data && tx.sender.empty() && !batv_.enforce_domains.empty()) {
+  if (stage == Stage::Data && tx.sender.null() && !batv_.enforce_domains.empty()) {
     for (const auto& rcpt : tx.recipients) {
       if (!in_domains(batv_.enforce_domains, rcpt)) continue;
       bool tagged = std::any_of(tx.batv_valid.begin(), tx.batv_valid.end(),
-                                [&](const TaggedRecipient& t) { return t.tagged == rcpt; });
+                                [&](const TaggedRecipient& t) { return t.tagged == rcpt.raw; });
       if (tagged) continue;
       auto reply = SmtpReply::make(
           550, "5.7.1",
           fmt::format("<{}>: bounces to this domain must carry our BATV tag; we did not send "
                       "the message this answers",
-                      rcpt));
+                      rcpt.raw));
       if (!reply) return std::nullopt;
       return Verdict::reject(std::move(reply).value(), "batv", "enforce-untagged");
     }

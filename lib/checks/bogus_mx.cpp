@@ -17,7 +17,7 @@ std::optional<Verdict> BogusMxCheck::evaluate(Stage, const Session& session,
       // "Domain MX in loopback network 127.0.0.0/8": the admin and the sender both see which
       // range made the domain unreachable.
       std::string text = fmt::format("<{}>: Recipient address rejected: Domain {} in {}",
-                                     session.tx.rcpt, implicit ? "address" : "MX",
+                                     session.tx.rcpt.raw, implicit ? "address" : "MX",
                                      route->bogus->bogus->describe(route->bogus->address));
       auto reply = SmtpReply::make(550, "5.1.2", text);
       if (!reply)
@@ -30,14 +30,14 @@ std::optional<Verdict> BogusMxCheck::evaluate(Stage, const Session& session,
         for (const auto& a : e.addresses)
           if (a.bogus) {
             log(LogLevel::Info, "{}: bogus-mx: <{}>: exchanger {} in {} (not all: accepted)",
-                session.log_id(), session.tx.rcpt, e.name, a.bogus->describe(a.address));
+                session.log_id(), session.tx.rcpt.raw, e.name, a.bogus->describe(a.address));
             return std::nullopt;
           }
       return std::nullopt;
     }
     case dns::RouteKind::TempFail:
     case dns::RouteKind::Invalid:
-      return dns_trouble(*route, session, ctx, session.tx.rcpt);
+      return dns_trouble(*route, session, ctx, session.tx.rcpt.raw);
     default:
       return std::nullopt;
   }

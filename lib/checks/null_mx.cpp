@@ -11,13 +11,13 @@ std::optional<Verdict> NullMxCheck::evaluate(Stage, const Session& session,
   switch (route->kind) {
     case dns::RouteKind::NullMx: {
       auto reply = SmtpReply::make(
-          556, "5.1.10", fmt::format("<{}>: Recipient address has null MX", session.tx.rcpt));
+          556, "5.1.10", fmt::format("<{}>: Recipient address has null MX", session.tx.rcpt.raw));
       if (!reply) reply = SmtpReply::fixed(556, "5.1.10", "Recipient address has null MX");
       return Verdict::reject(std::move(reply).value(), "null-mx", "null-mx");
     }
     case dns::RouteKind::TempFail:
     case dns::RouteKind::Invalid:
-      return dns_trouble(*route, session, ctx, session.tx.rcpt);
+      return dns_trouble(*route, session, ctx, session.tx.rcpt.raw);
     default:
       return std::nullopt;
   }

@@ -6,12 +6,14 @@
 
 namespace mxguard::checks {
 
-const dns::MailRoute* route_for(CheckContext& ctx, const SiteOptions& site,
-                                std::string_view address, dns::RouteDepth depth) {
+const dns::MailRoute* route_for(CheckContext& ctx, const SiteOptions& site, const Address& address,
+                                dns::RouteDepth depth) {
   if (!ctx.routes) return nullptr;
-  std::string_view domain = domain_part(address);
-  if (domain.empty() || site.is_local_domain(domain)) return nullptr;
-  std::string key = lowercase(domain);
+  if (address.given_domain().empty() || site.is_local_domain(address.domain)) return nullptr;
+  // The A-label; what cannot be one goes as given, for the analysis to report it so.
+  const bool as_given = address.domain_invalid || address.literal();
+  std::string_view domain = as_given ? address.given_domain() : std::string_view(address.domain);
+  std::string key = as_given ? ascii_lowercase(domain) : address.domain;
   // A full analysis also answers an MX-only question; not the other way round.
   if (ctx.route && ctx.route_domain == key &&
       (depth == dns::RouteDepth::MxOnly || ctx.route->kind != dns::RouteKind::MxOnly))

@@ -62,7 +62,7 @@ std::optional<Verdict> TrapMxCheck::evaluate(Stage stage, const Session& session
       if (waits) return std::nullopt;  // decided once the sender and recipients are known
       return trap_reply(session, ctx);
     case Stage::Rcpt:
-      if (listed(options_, session.tx.sender) || listed(options_, session.tx.rcpt))
+      if (listed(options_, session.tx.sender.raw) || listed(options_, session.tx.rcpt.raw))
         return std::nullopt;
       return trap_reply(session, ctx);
     default:

@@ -13,13 +13,6 @@ namespace mxguard::checks {
 
 namespace {
 
-std::string bare_domain(std::string_view d) {
-  std::string s = lowercase(d);
-  while (!s.empty() && s.back() == '.')
-    s.pop_back();
-  return s;
-}
-
 // Could DNS have sent the client to the address it connected to? Unknown (nothing to compare
 // with, or DNS could not tell) counts as "yes": a strike needs certainty.
 bool dns_could_have_sent_it_here(const dns::MailRoute& route, const Session& s,
@@ -43,8 +36,7 @@ bool dns_could_have_sent_it_here(const dns::MailRoute& route, const Session& s,
 
 }  // namespace
 
-bool is_unhandled_domain(const std::vector<std::string>& list, std::string_view domain) {
-  std::string d = bare_domain(domain);
+bool is_unhandled_domain(const std::vector<std::string>& list, std::string_view d) {
   if (d.empty()) return false;
   for (const std::string& entry : list) {
     if (d == entry) return true;
@@ -56,8 +48,8 @@ bool is_unhandled_domain(const std::vector<std::string>& list, std::string_view 
 
 std::optional<Verdict> UnhandledDomainCheck::evaluate(Stage, const Session& session,
                                                       CheckContext& ctx) const {
-  const std::string& rcpt = session.tx.rcpt;
-  std::string domain = bare_domain(domain_part(rcpt));
+  const Address& rcpt = session.tx.rcpt;
+  const std::string& domain = rcpt.domain;
   if (!is_unhandled_domain(options_.unhandled_domains, domain)) return std::nullopt;
 
   const dns::MailRoute* route = route_for(ctx, site_, rcpt);
@@ -79,7 +71,7 @@ std::optional<Verdict> UnhandledDomainCheck::evaluate(Stage, const Session& sess
   if (session.tx.rcpt_rejected_by_mta) return std::nullopt;
 
   std::string text = fmt::format("<{}>: Recipient address rejected: {} does not accept mail{}",
-                                 rcpt, domain, null_mx ? " (it publishes a null MX)" : "");
+                                 rcpt.raw, domain, null_mx ? " (it publishes a null MX)" : "");
   auto reply = null_mx ? SmtpReply::make(556, "5.1.10", text) : SmtpReply::make(550, "5.1.2", text);
   if (!reply)
     reply = null_mx ? SmtpReply::fixed(556, "5.1.10", "This domain does not accept mail")

@@ -6,11 +6,11 @@ namespace mxguard::checks {
 
 std::optional<Verdict> UnroutableSenderCheck::evaluate(Stage, const Session& session,
                                                        CheckContext& ctx) const {
-  if (session.tx.sender.empty()) return std::nullopt;
+  if (session.tx.sender.null()) return std::nullopt;
   const dns::MailRoute* route = lookup_route(ctx, session.tx.sender);
   if (!route) return std::nullopt;
   if (route->kind == dns::RouteKind::TempFail || route->kind == dns::RouteKind::Invalid)
-    return dns_trouble(*route, session, ctx, session.tx.sender);
+    return dns_trouble(*route, session, ctx, session.tx.sender.raw);
   std::string why;
   std::string_view reason;
   if (const auto none = no_mail_domain(*route)) {
@@ -23,7 +23,7 @@ std::optional<Verdict> UnroutableSenderCheck::evaluate(Stage, const Session& ses
     return std::nullopt;
   }
   auto reply = SmtpReply::make(
-      550, "5.1.8", fmt::format("<{}>: Sender address rejected: {}", session.tx.sender, why));
+      550, "5.1.8", fmt::format("<{}>: Sender address rejected: {}", session.tx.sender.raw, why));
   if (!reply) reply = SmtpReply::fixed(550, "5.1.8", "Sender address rejected: unroutable");
   return Verdict::reject(std::move(reply).value(), "unroutable-sender", std::string(reason));
 }

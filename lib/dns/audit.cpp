@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "mxguard/dns/options.h"
-#include "mxguard/session.h"
+#include "mxguard/text.h"
 
 namespace mxguard::dns {
 
@@ -48,12 +48,12 @@ AuditResult audit_domain(const RouteAnalyzer& analyzer, std::string_view domain,
     } else {
       std::vector<std::string> spf;
       for (const auto& s : txt->txt) {
-        std::string low = lowercase(s);
+        std::string low = ascii_lowercase(s);
         if (low == "v=spf1" || low.rfind("v=spf1 ", 0) == 0) spf.push_back(s);
       }
       if (spf.size() == 1) {
         r.spf = spf.front();
-        std::string low = lowercase(spf.front());
+        std::string low = ascii_lowercase(spf.front());
         r.spf_rejects_all = low == "v=spf1 -all";
       }
     }

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "mxguard/session.h"
+#include "mxguard/text.h"
 
 namespace mxguard::dns {
 

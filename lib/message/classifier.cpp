@@ -6,7 +6,8 @@
 #include <algorithm>
 #include <array>
 
-#include "mxguard/session.h"
+#include "mxguard/address.h"
+#include "mxguard/text.h"
 
 namespace mxguard::message {
 
@@ -113,11 +114,7 @@ std::size_t find_crlf(std::string_view s) {
 // Appends unfold(value) cut to `limit` bytes, without building the unfolded copy: unfold()
 // trims white space (CR and LF included) and then drops every CR and LF.
 void append_unfolded(std::string& out, std::string_view value, std::size_t limit) {
-  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!value.empty() && ws(value.front()))
-    value.remove_prefix(1);
-  while (!value.empty() && ws(value.back()))
-    value.remove_suffix(1);
+  value = trim(value);
   std::size_t room = limit;
   while (!value.empty() && room > 0) {
     std::size_t cut = find_crlf(value);
@@ -146,7 +143,7 @@ Evidence header_evidence(const MessageReader& msg, const Envelope& env, const Ru
   Evidence ev;
   ContentType ct = parse_content_type(msg.header("Content-Type"));
   if (ct.is("multipart", "report")) {
-    std::string rt = lowercase(ct.param("report-type"));
+    std::string rt = ascii_lowercase(ct.param("report-type"));
     if (rt == "delivery-status" || rt == "global-delivery-status") {
       ev.report_dsn = true;
     } else if (rt == "disposition-notification" || rt == "global-disposition-notification") {
@@ -409,9 +406,10 @@ Expected<Rules, tables::LoadError> load_rules(std::string_view dir, bool require
 
 bool is_bounce_sender(std::string_view sender, const Rules& rules) {
   if (sender.empty()) return true;
-  std::string local = lowercase(local_part(sender));
+  std::string local = ascii_lowercase(local_part(sender));
   if (local == "mailer-daemon" || local == "postmaster") return true;
-  if (auto c = table_class(rules.senders, lowercase(sender))) return *c != MessageClass::Ordinary;
+  if (auto c = table_class(rules.senders, ascii_lowercase(sender)))
+    return *c != MessageClass::Ordinary;
   return false;
 }
 

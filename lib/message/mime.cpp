@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "mxguard/text.h"
+
 namespace mxguard::message {
 
 namespace {
@@ -11,18 +13,6 @@ namespace {
 constexpr std::size_t kMaxParams = 64;
 constexpr int kMaxContinuation = 100;
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-bool is_ws(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = lower(c);
-  return out;
-}
 // The first CR or LF (find_first_of with a set calls memchr once per character).
 std::size_t find_crlf(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i)
@@ -30,13 +20,6 @@ std::size_t find_crlf(std::string_view s) {
   return std::string_view::npos;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_ws(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && is_ws(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -52,7 +35,7 @@ bool is_tspecial(char c) {
 // Skips white space and (nested) comments. Unbalanced comments run to the end.
 void skip_cfws(std::string_view s, std::size_t& i) {
   while (i < s.size()) {
-    if (is_ws(s[i])) {
+    if (is_ascii_space(s[i])) {
       ++i;
     } else if (s[i] == '(') {
       int depth = 0;
@@ -76,7 +59,7 @@ void skip_cfws(std::string_view s, std::size_t& i) {
 
 std::string read_token(std::string_view s, std::size_t& i) {
   std::size_t start = i;
-  while (i < s.size() && !is_ws(s[i]) && !is_tspecial(s[i]) &&
+  while (i < s.size() && !is_ascii_space(s[i]) && !is_tspecial(s[i]) &&
          static_cast<unsigned char>(s[i]) >= 0x20)
     ++i;
   return std::string(s.substr(start, i - start));
@@ -126,17 +109,6 @@ std::string decode_extended(std::string_view v, bool first_segment) {
 
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 // Trimming first gives the same text as dropping CR/LF first (trim drops them too), and lets
 // the common unfolded value be copied once.
 std::string unfold(std::string_view value) {
@@ -171,8 +143,8 @@ ContentType parse_content_type(std::string_view value) {
   skip_cfws(value, i);
   std::string subtype = read_token(value, i);
   if (subtype.empty()) return ct;
-  ct.type = to_lower(type);
-  ct.subtype = to_lower(subtype);
+  ct.type = ascii_lowercase(type);
+  ct.subtype = ascii_lowercase(subtype);
   ct.present = true;
 
   // name -> (segment number -> (value, extended)); segment -1 is the plain "name=" form.
@@ -186,7 +158,7 @@ ContentType parse_content_type(std::string_view value) {
     }
     ++i;
     skip_cfws(value, i);
-    std::string name = to_lower(read_token(value, i));
+    std::string name = ascii_lowercase(read_token(value, i));
     skip_cfws(value, i);
     if (name.empty() || i >= value.size() || value[i] != '=') continue;
     ++i;
@@ -250,9 +222,9 @@ std::string first_token(std::string_view value) {
   std::size_t i = 0;
   skip_cfws(value, i);
   std::size_t start = i;
-  while (i < value.size() && value[i] != ';' && value[i] != '(' && !is_ws(value[i]))
+  while (i < value.size() && value[i] != ';' && value[i] != '(' && !is_ascii_space(value[i]))
     ++i;
-  return to_lower(value.substr(start, i - start));
+  return ascii_lowercase(value.substr(start, i - start));
 }
 
 std::string decode_words(std::string_view value) {
@@ -268,7 +240,7 @@ std::string decode_words(std::string_view value) {
       std::size_t q2 = q1 == std::string_view::npos ? q1 : value.find('?', q1 + 1);
       std::size_t end = q2 == std::string_view::npos ? q2 : value.find("?=", q2 + 1);
       if (end != std::string_view::npos && q2 == q1 + 2) {
-        char enc = lower(value[q1 + 1]);
+        char enc = ascii_lower(value[q1 + 1]);
         std::string_view text = value.substr(q2 + 1, end - q2 - 1);
         std::string decoded;
         bool ok = true;
@@ -305,7 +277,7 @@ std::string decode_words(std::string_view value) {
         }
       }
     }
-    if (!is_ws(value[i])) {
+    if (!is_ascii_space(value[i])) {
       last_was_word = false;
       pending_ws_start = std::string::npos;
     }
@@ -331,7 +303,7 @@ std::string extract_msg_id(std::string_view value) {
   if (id.find('@') == std::string_view::npos) return {};
   std::string out;
   for (char c : id)
-    if (!is_ws(c)) out.push_back(c);
+    if (!is_ascii_space(c)) out.push_back(c);
   return out;
 }
 
@@ -341,7 +313,7 @@ std::string msg_id_domain(std::string_view msg_id) {
   std::string_view d = msg_id.substr(at + 1);
   if (!d.empty() && d.back() == '>') d.remove_suffix(1);
   if (!d.empty() && d.front() == '[') return {};  // a domain literal is nobody's domain
-  return to_lower(trim(d));
+  return ascii_lowercase(trim(d));
 }
 
 std::string extract_address(std::string_view value) {
@@ -359,8 +331,8 @@ std::string extract_address(std::string_view value) {
   if (at == std::string_view::npos) return {};
   std::size_t start = at, end = at;
   auto word = [](char c) {
-    return !is_ws(c) && c != '<' && c != '>' && c != '(' && c != ')' && c != ',' && c != ';' &&
-           c != '"';
+    return !is_ascii_space(c) && c != '<' && c != '>' && c != '(' && c != ')' && c != ',' &&
+           c != ';' && c != '"';
   };
   while (start > 0 && word(v[start - 1]))
     --start;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "mxguard/text.h"
+
 namespace mxguard::message {
 
 namespace {

@@ -7,6 +7,8 @@
 
 #include <cstddef>
 
+#include "mxguard/text.h"
+
 namespace mxguard::net {
 namespace {
 
@@ -21,18 +23,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-bool starts_with_nocase(std::string_view text, std::string_view prefix) {
-  if (text.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    char a = text[i];
-    char b = prefix[i];
-    if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
-    if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
-    if (a != b) return false;
-  }
-  return true;
 }
 
 // A decimal number without sign or leading zeros ("0" itself is fine), at most max_digits long.
@@ -128,7 +118,7 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
     if (text.size() < 2 || text.back() != ']') return std::nullopt;
     text = text.substr(1, text.size() - 2);
   }
-  bool tagged = starts_with_nocase(text, kIpv6Tag);
+  bool tagged = istarts_with(text, kIpv6Tag);
   if (tagged) text.remove_prefix(kIpv6Tag.size());
   if (text.empty()) return std::nullopt;
   if (text.find(':') == std::string_view::npos) {

@@ -1,5 +1,8 @@
 #include "mxguard/options/reader.h"
 
+#include "mxguard/idna.h"
+#include "mxguard/text.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,22 +13,6 @@ namespace mxguard::options {
 
 namespace {
 
-std::string_view trim_space(std::string_view s) {
-  auto sp = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && sp(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && sp(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
 // Reads a file: source of a list, one item a line, '#' comments.
 Problem read_list_file(std::string_view key, const RawValue& from, const std::string& path,
                        std::vector<RawValue>& out) {
@@ -35,7 +22,7 @@ Problem read_list_file(std::string_view key, const RawValue& from, const std::st
   int n = 0;
   while (std::getline(in, line)) {
     ++n;
-    std::string_view t = trim_space(line);
+    std::string_view t = trim(line);
     if (t.empty() || t[0] == '#') continue;
     out.push_back({std::string(t), fmt::format("{}:{}", path, n)});
   }
@@ -61,10 +48,10 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text,
 }
 
 std::string normalise_domain(std::string_view d) {
-  std::string s = lower(d);
-  while (!s.empty() && s.back() == '.')
-    s.pop_back();
-  return s;
+  // The A-label, as the envelope's domains are compared (address.h); a name that cannot be
+  // one stays lower case for the caller to judge.
+  auto ascii = domain_to_ascii(d);
+  return ascii ? *ascii : ascii_lowercase(without_trailing_dots(d));
 }
 
 const RawValue* Reader::last(std::string_view key) const {
@@ -105,7 +92,7 @@ Expected<std::vector<RawValue>, ConfigError> Reader::list(std::string_view key) 
 Problem Reader::flag(std::string_view key, bool& out) const {
   const RawValue* v = last(key);
   if (!v) return std::nullopt;
-  const std::string s = lower(v->value);
+  const std::string s = ascii_lowercase(v->value);
   if (s == "yes" || s == "true" || s == "on" || s == "1") {
     out = true;
   } else if (s == "no" || s == "false" || s == "off" || s == "0") {
@@ -131,7 +118,7 @@ Problem Reader::number(std::string_view key, long long lo, long long hi, long lo
 Problem Reader::size(std::string_view key, long long lo, long long hi, std::size_t& out) const {
   const RawValue* v = last(key);
   if (!v) return std::nullopt;
-  std::string s = lower(v->value);
+  std::string s = ascii_lowercase(v->value);
   long long mult = 1;
   if (!s.empty() && (s.back() == 'k' || s.back() == 'm')) {
     mult = s.back() == 'k' ? 1024 : 1024 * 1024;
@@ -213,9 +200,9 @@ Problem Reader::addresses(std::string_view key, std::vector<std::string>& out) c
   auto items = list(key);
   if (!items) return items.error();
   for (const auto& i : *items) {
-    std::string_view a = trim_space(i.value);
+    std::string_view a = trim(i.value);
     if (a.size() >= 2 && a.front() == '<' && a.back() == '>') a = a.substr(1, a.size() - 2);
-    out.push_back(lower(a));
+    out.push_back(ascii_lowercase(a));
   }
   return std::nullopt;
 }

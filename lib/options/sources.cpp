@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "mxguard/text.h"
+
 namespace po = boost::program_options;
 
 namespace mxguard::options {
@@ -59,15 +61,6 @@ std::vector<std::string> spell_out_flags(const Catalogue& c, std::vector<std::st
 
 std::optional<std::string> explain(const Catalogue& c, std::string_view key) {
   return c.explain_unknown ? c.explain_unknown(key) : std::nullopt;
-}
-
-std::string_view trim(std::string_view s) {
-  auto sp = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; };
-  while (!s.empty() && sp(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && sp(s.back()))
-    s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace

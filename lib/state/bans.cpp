@@ -5,7 +5,7 @@
 #include <charconv>
 
 #include "mxguard/log.h"
-#include "mxguard/session.h"
+#include "mxguard/text.h"
 
 namespace mxguard::state {
 
@@ -225,11 +225,11 @@ StoreResult<bool> Bans::unban(const net::IpAddress& client) {
 }
 
 bool matches_provider_suffix(std::string_view host, const std::vector<std::string>& suffixes) {
-  std::string h = lowercase(host);
+  std::string h = ascii_lowercase(host);
   while (!h.empty() && h.back() == '.')
     h.pop_back();
   for (const auto& raw : suffixes) {
-    std::string s = lowercase(raw);
+    std::string s = ascii_lowercase(raw);
     while (!s.empty() && s.back() == '.')
       s.pop_back();
     if (!s.empty() && s.front() == '.') s.erase(0, 1);

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <iterator>
 
+#include "mxguard/text.h"
+
 namespace mxguard::tables {
 namespace {
 
@@ -100,27 +102,12 @@ std::string upper(std::string_view s) {
   return out;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  });
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  std::size_t b = s.find_first_not_of(kSpace);
-  if (b == std::string_view::npos) return {};
-  std::size_t e = s.find_last_not_of(kSpace);
-  return s.substr(b, e - b + 1);
-}
-
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 bool is_restriction_name(std::string_view word) {
-  std::string low = lower(word);
+  std::string low = ascii_lowercase(word);
   if (std::find(std::begin(kRestrictions), std::end(kRestrictions), low) != std::end(kRestrictions))
     return true;
   // Unknown names must look like Postfix's: lower case, digits and '_' only.
@@ -156,7 +143,7 @@ Expected<bool, std::string> take_enhanced(std::string_view rest, char reply_clas
       return unexpected(fmt::format("enhanced status code {} does not match reply class {}xx",
                                     first, reply_class));
     out.enhanced = std::string(first);
-    rest = end == std::string_view::npos ? std::string_view{} : trim(rest.substr(end));
+    rest = end == std::string_view::npos ? std::string_view{} : trim(rest.substr(end), kSpace);
   }
   out.text = std::string(rest);
   return true;
@@ -170,15 +157,15 @@ bool printable(std::string_view s) {
 }  // namespace
 
 Expected<AccessAction, std::string> parse_access_action(std::string_view result) {
-  std::string_view value = trim(result);
+  std::string_view value = trim(result, kSpace);
   if (value.empty()) return unexpected(std::string("empty access action"));
   if (!printable(value))
     return unexpected(std::string("access action contains control or non-ASCII characters"));
 
   std::size_t word_end = value.find_first_of(kSpace);
   std::string_view word = value.substr(0, word_end);
-  std::string_view rest =
-      word_end == std::string_view::npos ? std::string_view{} : trim(value.substr(word_end));
+  std::string_view rest = word_end == std::string_view::npos ? std::string_view{}
+                                                             : trim(value.substr(word_end), kSpace);
   std::string keyword = upper(word);
 
   AccessAction action;
@@ -235,8 +222,8 @@ Expected<AccessAction, std::string> parse_access_action(std::string_view result)
 
   // "permit" and "reject" are the restriction names with a meaning we can apply.
   std::string_view first_restriction = value.substr(0, value.find_first_of(" \t,"));
-  if (lower(first_restriction) == "permit") return with_text(AccessAction::Kind::Ok);
-  if (lower(first_restriction) == "reject") {
+  if (iequals(first_restriction, "permit")) return with_text(AccessAction::Kind::Ok);
+  if (iequals(first_restriction, "reject")) {
     action.kind = AccessAction::Kind::Reject;
     return action;
   }

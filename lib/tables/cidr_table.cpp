@@ -52,8 +52,7 @@ class CidrTable final : public Table {
 };
 
 bool word_is(std::string_view text, std::string_view word) {
-  return text.size() >= word.size() && to_lower(text.substr(0, word.size())) == word &&
-         (text.size() == word.size() || is_space(text[word.size()]));
+  return istarts_with(text, word) && (text.size() == word.size() || is_space(text[word.size()]));
 }
 
 }  // namespace
@@ -69,7 +68,7 @@ TableResult load_cidr_table(std::string spec, const std::string& path, ResultVal
     };
     std::string_view text = line.text;
     if (word_is(text, "endif")) {
-      if (!trim(text.substr(5)).empty()) return fail("text after endif");
+      if (!trim(text.substr(5), kTableSpace).empty()) return fail("text after endif");
       if (open_ifs.empty()) return fail("endif without matching if");
       rules[open_ifs.back().first].skip_to = rules.size();
       open_ifs.pop_back();
@@ -77,12 +76,12 @@ TableResult load_cidr_table(std::string spec, const std::string& path, ResultVal
     }
     CidrRule rule;
     rule.is_if = word_is(text, "if");
-    if (rule.is_if) text = trim(text.substr(2));
+    if (rule.is_if) text = trim(text.substr(2), kTableSpace);
     std::size_t end = 0;
     while (end < text.size() && !is_space(text[end]))
       ++end;
     std::string_view pattern = text.substr(0, end);
-    std::string_view rest = trim(text.substr(end));
+    std::string_view rest = trim(text.substr(end), kTableSpace);
     if (!pattern.empty() && pattern.front() == '!') {
       rule.negate = true;
       pattern.remove_prefix(1);

@@ -49,7 +49,7 @@ std::optional<std::string> lookup_address(const Table& t, std::string_view addre
   if (address.empty()) return t.find(kNullSenderKey);
   if (t.kind() != TableKind::Exact) return t.find(address);
 
-  std::string full = detail::to_lower(address);
+  std::string full = ascii_lowercase(address);
   std::size_t at = full.rfind('@');
   std::string local = full.substr(0, at);
   std::string domain = at == std::string::npos ? std::string() : full.substr(at + 1);
@@ -72,12 +72,12 @@ std::optional<std::string> lookup_address(const Table& t, std::string_view addre
 std::optional<std::string> lookup_domain(const Table& t, std::string_view host) {
   if (host.empty()) return std::nullopt;
   if (t.kind() != TableKind::Exact) return t.find(host);
-  return lookup_domain_keys(t, detail::to_lower(host));
+  return lookup_domain_keys(t, ascii_lowercase(host));
 }
 
 std::optional<std::string> lookup_client(const Table& t, const net::IpAddress* addr,
                                          std::string_view hostname) {
-  bool named = !hostname.empty() && detail::to_lower(hostname) != "unknown";
+  bool named = !hostname.empty() && ascii_lowercase(hostname) != "unknown";
   if (named && t.kind() != TableKind::Cidr)
     if (auto hit = lookup_domain(t, hostname)) return hit;
   if (addr == nullptr) return std::nullopt;

@@ -144,8 +144,7 @@ bool is_alnum(char c) {
 }
 
 bool keyword_is(std::string_view text, std::string_view word) {
-  return text.size() >= word.size() && to_lower(text.substr(0, word.size())) == word &&
-         (text.size() == word.size() || !is_alnum(text[word.size()]));
+  return istarts_with(text, word) && (text.size() == word.size() || !is_alnum(text[word.size()]));
 }
 
 struct ParsedPattern {
@@ -219,7 +218,7 @@ Expected<ParsedPattern, std::string> parse_pattern(std::string_view text, Patter
     // '$' matches only at the very end. With 'm' (REG_NEWLINE) it is the other way round.
     out.options |= multiline ? PCRE2_MULTILINE : (PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY);
   }
-  out.rest = trim(text.substr(i));
+  out.rest = trim(text.substr(i), kTableSpace);
   return out;
 }
 
@@ -338,7 +337,7 @@ TableResult load_pattern_table(std::string spec, const std::string& path, Patter
     };
     std::string_view text = line.text;
     if (keyword_is(text, "endif")) {
-      if (!trim(text.substr(5)).empty()) return fail("text after endif");
+      if (!trim(text.substr(5), kTableSpace).empty()) return fail("text after endif");
       if (open_ifs.empty()) return fail("endif without matching if");
       rules[open_ifs.back().first].skip_to = rules.size();
       open_ifs.pop_back();
@@ -346,7 +345,7 @@ TableResult load_pattern_table(std::string spec, const std::string& path, Patter
     }
     PatternRule rule;
     rule.is_if = keyword_is(text, "if");
-    if (rule.is_if) text = trim(text.substr(2));
+    if (rule.is_if) text = trim(text.substr(2), kTableSpace);
     auto parsed = parse_pattern(text, dialect);
     if (!parsed) return fail(parsed.error());
     rule.negate = parsed->negate;

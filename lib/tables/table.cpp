@@ -20,23 +20,7 @@ std::string LoadError::to_string() const {
 namespace detail {
 
 bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  });
-  return out;
+  return kTableSpace.find(c) != std::string_view::npos;
 }
 
 std::optional<LoadError> check_result(ResultValidator validate, const std::string& path, int line,
@@ -71,7 +55,7 @@ Expected<std::vector<LogicalLine>, LoadError> read_logical_lines(const std::stri
     if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
     if (raw.find('\0') != std::string_view::npos)
       return unexpected(LoadError{path, number, "NUL byte in line"});
-    std::string_view content_part = trim(raw);
+    std::string_view content_part = trim(raw, kTableSpace);
     if (content_part.empty() || content_part.front() == '#') continue;
     if (is_space(raw.front())) {
       if (lines.empty())
@@ -83,7 +67,7 @@ Expected<std::vector<LogicalLine>, LoadError> read_logical_lines(const std::stri
     lines.push_back(LogicalLine{number, std::string(raw)});
   }
   for (auto& line : lines)
-    line.text = std::string(trim(line.text));
+    line.text = std::string(trim(line.text, kTableSpace));
   return lines;
 }
 
@@ -97,7 +81,7 @@ class ExactTable final : public Table {
   TableKind kind() const override { return TableKind::Exact; }
   const std::string& spec() const override { return spec_; }
   std::optional<std::string> find(std::string_view key) const override {
-    auto it = entries_.find(to_lower(key));
+    auto it = entries_.find(ascii_lowercase(key));
     if (it == entries_.end()) return std::nullopt;
     return it->second;
   }
@@ -120,14 +104,14 @@ TableResult load_exact_table(std::string spec, const std::string& path, ResultVa
     std::string_view text = line.text;
     auto key_end = std::find_if(text.begin(), text.end(), is_space);
     std::string_view key = text.substr(0, static_cast<std::size_t>(key_end - text.begin()));
-    std::string_view value = trim(text.substr(key.size()));
+    std::string_view value = trim(text.substr(key.size()), kTableSpace);
     if (value.empty())
       return unexpected(LoadError{path, line.number,
                                   fmt::format("'{}' has no value (expected 'key value')", key)});
     if (auto error = check_result(validate, path, line.number, value)) return unexpected(*error);
     // Keys fold to lower case as postmap folds them. A duplicate key keeps the first value, as
     // postmap does (it only warns), so a file that works with Postfix loads here too.
-    entries.emplace(to_lower(key), std::string(value));
+    entries.emplace(ascii_lowercase(key), std::string(value));
   }
   return std::shared_ptr<const Table>(
       std::make_shared<ExactTable>(std::move(spec), std::move(entries)));

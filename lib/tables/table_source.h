@@ -11,6 +11,7 @@
 
 #include "mxguard/expected.h"
 #include "mxguard/tables/table.h"
+#include "mxguard/text.h"
 
 namespace mxguard::tables::detail {
 
@@ -24,8 +25,8 @@ struct LogicalLine {
 // as every Postfix table source does. A trailing CR (a file edited on Windows) is dropped.
 Expected<std::vector<LogicalLine>, LoadError> read_logical_lines(const std::string& path);
 
-std::string_view trim(std::string_view s);
-std::string to_lower(std::string_view s);
+// White space in a table source, as Postfix's ISSPACE sees it (no LF: lines are split on it).
+constexpr std::string_view kTableSpace = " \t\r\f\v";
 bool is_space(char c);
 
 // Checks one result at load time; the validator's message becomes a LoadError at this line.

@@ -51,10 +51,10 @@ struct Fixture {
   void relays() { cfg->backscatter.our_relay_names = {"mx-out.example.com"}; }
   // The message as the milter would deliver it: headers, then body in small chunks.
   void deliver(const std::string& text, std::string sender, std::vector<std::string> rcpts) {
-    s.tx.sender = std::move(sender);
+    s.tx.sender = Address::parse(sender);
     for (auto& r : rcpts) {
-      s.tx.rcpt = r;
-      s.tx.recipients.push_back(r);
+      s.tx.rcpt = Address::parse(r);
+      s.tx.recipients.push_back(s.tx.rcpt);
       accept_recipient(s);
     }
     auto m = message::MessageReader::from_text(text);
@@ -299,9 +299,9 @@ TEST_CASE("a sender-verification probe passes RCPT: nothing is judged before DAT
                          CheckMode::On);
   f.policy->pipeline.add(std::make_unique<checks::BackscatterCheck>(backscatter_settings(*f.cfg)),
                          CheckMode::On);
-  f.s.tx.sender = "";
+  f.s.tx.sender = Address::parse("");
   CHECK_FALSE(f.policy->pipeline.stages().has(Stage::Mail));
-  f.s.tx.rcpt = "victor@example.com";
+  f.s.tx.rcpt = Address::parse("victor@example.com");
   CheckContext ctx{*f.cfg};
   CHECK_FALSE(f.policy->pipeline.run(Stage::Mail, f.s, ctx));
   CHECK_FALSE(f.policy->pipeline.run(Stage::Rcpt, f.s, ctx));
@@ -315,8 +315,8 @@ TEST_CASE("batv check: bad and expired tags get 550 5.7.1 at RCPT; enforce mode 
   CheckContext ctx{*f.cfg};
   auto now = std::time(nullptr);
   // As the pipeline runs RCPT: the tag is verified once, then the check judges it.
-  auto at_rcpt = [&](std::string rcpt) {
-    f.s.tx.rcpt = std::move(rcpt);
+  auto at_rcpt = [&](const std::string& rcpt) {
+    f.s.tx.rcpt = Address::parse(rcpt);
     content::prepare_stage(Stage::Rcpt, f.s, ctx);
     return check.evaluate(Stage::Rcpt, f.s, ctx);
   };
@@ -333,12 +333,12 @@ TEST_CASE("batv check: bad and expired tags get 550 5.7.1 at RCPT; enforce mode 
 
   f.cfg->batv.enforce_domains = {"example.com"};
   check = checks::BatvCheck(f.cfg->batv, f.cfg->site);
-  f.s.tx.sender = "";
-  f.s.tx.recipients = {"victor@example.com"};
+  f.s.tx.sender = Address::parse("");
+  f.s.tx.recipients = {Address::parse("victor@example.com")};
   auto enforce = check.evaluate(Stage::Data, f.s, ctx);
   REQUIRE(enforce);
   CHECK(enforce->reason == "enforce-untagged");
-  f.s.tx.sender = "someone@remote.test";
+  f.s.tx.sender = Address::parse("someone@remote.test");
   CHECK_FALSE(check.evaluate(Stage::Data, f.s, ctx));
 }
 
@@ -372,9 +372,9 @@ TEST_CASE("content matters after DATA only to bounces, tagged recipients, signin
           "[backscatter][changes]") {
   // The adapter accepts at DATA what this says needs nothing more (SMFIS_ACCEPT).
   auto envelope = [](Fixture& f, std::string sender, std::string rcpt) {
-    f.s.tx.sender = std::move(sender);
-    f.s.tx.rcpt = rcpt;
-    f.s.tx.recipients.push_back(rcpt);
+    f.s.tx.sender = Address::parse(sender);
+    f.s.tx.rcpt = Address::parse(rcpt);
+    f.s.tx.recipients.push_back(f.s.tx.rcpt);
     accept_recipient(f.s);
   };
   Fixture plain;

@@ -57,7 +57,8 @@ TEST_CASE("a list option takes repeats, commas and file: sources", "[config]") {
   auto list = write_file("domains", "# ours\nb.example\n\nc.example\n");
   auto cfg = load({"--local-domains", "a.example", "--local-domains", "file:" + list});
   REQUIRE(cfg);
-  CHECK((*cfg)->site.local_domains == std::vector<std::string>{"a.example", "b.example", "c.example"});
+  CHECK((*cfg)->site.local_domains ==
+        std::vector<std::string>{"a.example", "b.example", "c.example"});
 }
 
 TEST_CASE("config errors name the file and line", "[config]") {
@@ -103,7 +104,7 @@ TEST_CASE("an unknown flag and a missing config file are errors", "[config]") {
 TEST_CASE("every option has a lower-case name and every check a check. option", "[config]") {
   auto names = option_names();
   for (const auto& n : names)
-    CHECK(n == lowercase(n));
+    CHECK(n == ascii_lowercase(n));
   // The check. options follow the registry, in its order.
   std::vector<std::string> check_options;
   for (const auto& n : names)

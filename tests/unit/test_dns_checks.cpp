@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "fake_resolver.h"
+#include "mxguard/checks/route_lookup.h"
 #include "mxguard/clock.h"
 #include "mxguard/config.h"
 #include "mxguard/dns/mail_route.h"
@@ -31,7 +32,7 @@ struct Fixture {
     routes = std::make_shared<dns::RouteAnalyzer>(fake, cfg->dns.bogus_networks);
     session.policy = policy;
     session.tx.has_sender = true;
-    session.tx.sender = "someone@sender.test";
+    session.tx.sender = Address::parse("someone@sender.test");
     fake->mx("sender.test", {{10, "mx.good.test"}});
     fake->mx("good.test", {{10, "mx.good.test"}}).addr("mx.good.test", "93.184.216.34");
     fake->mx("nullmx.test", {{0, "."}});
@@ -42,13 +43,13 @@ struct Fixture {
     fake->fail("servfail.test", dns::RrType::Mx);
   }
   std::optional<Verdict> rcpt(const std::string& to) {
-    session.tx.rcpt = to;
+    session.tx.rcpt = Address::parse(to);
     CheckContext ctx{*cfg};
     ctx.routes = routes.get();
     return policy->pipeline.run(Stage::Rcpt, session, ctx);
   }
   std::optional<Verdict> mail(const std::string& from) {
-    session.tx.sender = from;
+    session.tx.sender = Address::parse(from);
     CheckContext ctx{*cfg};
     ctx.routes = routes.get();
     return policy->pipeline.run(Stage::Mail, session, ctx);
@@ -135,6 +136,49 @@ TEST_CASE("a malformed recipient domain tempfails by default, never 5xx", "[dns]
   REQUIRE(v);
   CHECK(v->action == Action::Tempfail);
   CHECK(f.fake->queries == 0);
+}
+
+TEST_CASE("a recipient domain is looked up as its A-label and answered as given",
+          "[dns][checks][address]") {
+  Fixture f;
+  f.fake->mx("xn--bcher-kva.test", {{0, "."}});
+  auto v = f.rcpt(
+      "<user@B\xc3\xbc"
+      "cher.TEST.>");  // Bücher.TEST.
+  REQUIRE(v);
+  CHECK(v->check == "null-mx");
+  // UTF-8 cannot go into a reply: the text without the address; the log line keeps it as given.
+  CHECK(v->reply->text() == "Recipient address has null MX");
+  CHECK(format_decision(f.session, Stage::Rcpt, *v)
+            .find(" to=<user@B\xc3\xbc"
+                  "cher.TEST.> ") != std::string::npos);
+  CHECK_FALSE(f.rcpt("user@OURS.test."));  // local: never looked up
+}
+
+TEST_CASE("what cannot be an A-label reaches the route analysis as given",
+          "[dns][checks][address]") {
+  Fixture f;
+  CheckContext ctx{*f.cfg};
+  ctx.routes = f.routes.get();
+  auto route = [&](const char* rcpt) {
+    ctx.route.reset();
+    return checks::route_for(ctx, f.cfg->site, Address::parse(rcpt));
+  };
+  const dns::MailRoute* r = route("user@\xff\xfe.TEST.");
+  REQUIRE(r);
+  CHECK(r->kind == dns::RouteKind::Invalid);
+  CHECK(r->domain == "\xff\xfe.TEST.");
+  CHECK(r->detail == f.routes->analyse("\xff\xfe.TEST.", dns::RouteDepth::Full).detail);
+  r = route("user@.");
+  REQUIRE(r);
+  CHECK(r->kind == dns::RouteKind::Invalid);
+  CHECK(r->domain == ".");
+  r = route("user@[IPv6:2001:DB8::1]");
+  REQUIRE(r);
+  CHECK(r->kind != dns::RouteKind::Invalid);
+  CHECK(r->domain == "[IPv6:2001:DB8::1]");
+  CHECK_FALSE(route("postmaster"));
+  CHECK_FALSE(route("user@"));
 }
 
 TEST_CASE("sender domains with null MX are refused at MAIL; the null sender is not",

@@ -21,8 +21,7 @@ std::shared_ptr<const Config> config() {
 
 TEST_CASE("offline mode: class, proof and verdict per file", "[message][offline]") {
   auto cfg = config();
-  auto forged =
-      run_offline(cfg, corpus_dir() + "/dsn-forged-spam-backscatter.eml", {}, 1715688000);
+  auto forged = run_offline(cfg, corpus_dir() + "/dsn-forged-spam-backscatter.eml", {}, 1715688000);
   REQUIRE(forged);
   CHECK(forged->cls == "dsn");
   CHECK(forged->judged);
@@ -37,8 +36,8 @@ TEST_CASE("offline mode: class, proof and verdict per file", "[message][offline]
   CHECK(ours->verdict == "pass");
   CHECK(ours->original.find("<5544aa-77@example.com>") != std::string::npos);
 
-  auto ordinary = run_offline(
-      cfg, corpus_dir() + "/ordinary-newsletter-delivery-failed.eml", {}, 1715688000);
+  auto ordinary =
+      run_offline(cfg, corpus_dir() + "/ordinary-newsletter-delivery-failed.eml", {}, 1715688000);
   REQUIRE(ordinary);
   CHECK(ordinary->cls == "ordinary");
   CHECK_FALSE(ordinary->judged);
@@ -46,8 +45,8 @@ TEST_CASE("offline mode: class, proof and verdict per file", "[message][offline]
 
   OfflineInput as_null;
   as_null.sender = "<>";
-  auto null_sender = run_offline(
-      cfg, corpus_dir() + "/ordinary-newsletter-delivery-failed.eml", as_null, 1715688000);
+  auto null_sender = run_offline(cfg, corpus_dir() + "/ordinary-newsletter-delivery-failed.eml",
+                                 as_null, 1715688000);
   REQUIRE(null_sender);
   CHECK(null_sender->judged);
   CHECK(null_sender->verdict == "pass");

@@ -48,8 +48,8 @@ struct Fixture {
     policy->config = cfg;
     session.policy = policy;
     session.tx.has_sender = true;
-    session.tx.sender = "someone@example.org";
-    session.tx.rcpt = "user@example.com";
+    session.tx.sender = Address::parse("someone@example.org");
+    session.tx.rcpt = Address::parse("user@example.com");
   }
   std::optional<Verdict> run(Stage s) {
     CheckContext ctx{*cfg};
@@ -137,10 +137,10 @@ TEST_CASE("exemptions are applied centrally", "[pipeline]") {
     f.session.trusted_network = true;
   }
   SECTION("postmaster recipient, any case") {
-    f.session.tx.rcpt = "PostMaster@example.com";
+    f.session.tx.rcpt = Address::parse("PostMaster@example.com");
   }
   SECTION("Postfix's verification sender") {
-    f.session.tx.sender = "double-bounce@mx.example";
+    f.session.tx.sender = Address::parse("double-bounce@mx.example");
   }
   f.run(Stage::Rcpt);
   CHECK(exempting == 0);
@@ -152,7 +152,7 @@ TEST_CASE("an unexempt session is checked", "[pipeline]") {
   int calls = 0;
   f.policy->pipeline.add(std::make_unique<RejectAll>("c", Stage::Rcpt, kExemptAll, &calls),
                          CheckMode::On);
-  f.session.tx.sender = "double-bounce-not@example.org";
+  f.session.tx.sender = Address::parse("double-bounce-not@example.org");
   CHECK(f.run(Stage::Rcpt));
   CHECK(calls == 1);
 }

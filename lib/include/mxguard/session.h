@@ -11,7 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include "mxguard/address.h"
 #include "mxguard/net/ip.h"
+#include "mxguard/text.h"
 
 namespace mxguard {
 
@@ -79,11 +81,11 @@ struct MtaRejection {
 };
 
 struct Transaction {
-  std::string sender;  // envelope sender without angle brackets; empty: the null sender
+  Address sender;  // the envelope sender; null(): the null sender
   bool has_sender = false;
-  std::vector<std::string> recipients;  // recipients mxguard did not object to
-  std::string rcpt;                     // the recipient being judged at Stage::Rcpt
-  RecipientTag rcpt_tag;                // its BATV tag, verified once
+  std::vector<Address> recipients;  // recipients mxguard did not object to
+  Address rcpt;                     // the recipient being judged at Stage::Rcpt
+  RecipientTag rcpt_tag;            // its BATV tag, verified once
   std::optional<MtaRejection> rcpt_rejected_by_mta;
   std::string queue_id;
   std::vector<Header> headers;  // bounded by the adapter
@@ -127,16 +129,5 @@ struct Session {
   std::string client_label() const;
   void new_transaction() { tx = Transaction{}; }
 };
-
-// Address helpers shared by checks (RFC 5321 mailbox, no angle brackets).
-std::string_view local_part(std::string_view address);
-std::string_view domain_part(std::string_view address);  // empty if no '@'
-// ASCII only: mail domains and local parts are compared this way (A-labels, RFC 5321).
-constexpr char ascii_lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-std::string lowercase(std::string_view s);
-// Strips <>, surrounding white space; keeps the address as given otherwise.
-std::string strip_angle(std::string_view arg);
 
 }  // namespace mxguard

@@ -19,13 +19,15 @@
 #include <string>
 #include <string_view>
 
+#include "mxguard/address.h"
 #include "mxguard/batv/keys.h"
 
 namespace mxguard::batv {
 
 constexpr int kDefaultLifetimeDays = 7;
 
-enum class PrvsForm { Prefix, SubAddress };
+// The syntax of a tag is the address layer's (mxguard::split_batv); this file signs and checks.
+using PrvsForm = BatvForm;
 
 enum class PrvsStatus { Valid, Expired, BadSignature, UnknownKey, NotTagged };
 std::string_view to_string(PrvsStatus s);
@@ -53,6 +55,9 @@ std::optional<std::string> sign(const KeyRing& keys, std::string_view address, s
 // the expiry day is today or within the next `lifetime_days` days (a tag dated further ahead
 // was not made by a signer with that lifetime and counts as expired).
 PrvsResult verify(const KeyRing& keys, std::string_view address, std::time_t now,
+                  int lifetime_days = kDefaultLifetimeDays);
+// The same for an envelope address already taken apart (its tag, its plain form).
+PrvsResult verify(const KeyRing& keys, const Address& address, std::time_t now,
                   int lifetime_days = kDefaultLifetimeDays);
 
 // Cheap test used before verifying: does the address carry a prvs tag in either form?

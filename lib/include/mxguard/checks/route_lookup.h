@@ -28,8 +28,7 @@ struct DnsCheckOptions {
 
 // The route of the domain of `address`, or nothing when there is nothing to look up: no
 // resolver configured, no domain, or one of our local domains (never looked up).
-const dns::MailRoute* route_for(CheckContext& ctx, const SiteOptions& site,
-                                std::string_view address,
+const dns::MailRoute* route_for(CheckContext& ctx, const SiteOptions& site, const Address& address,
                                 dns::RouteDepth depth = dns::RouteDepth::Full);
 
 // Postfix's words for a domain that cannot take mail (NXDOMAIN, no exchanger), and the reason
@@ -46,7 +45,7 @@ class DnsCheck : public Check {
   unsigned exemptions() const override { return kDnsCheckExemptions; }
 
  protected:
-  const dns::MailRoute* lookup_route(CheckContext& ctx, std::string_view address,
+  const dns::MailRoute* lookup_route(CheckContext& ctx, const Address& address,
                                      dns::RouteDepth depth = dns::RouteDepth::Full) const {
     return route_for(ctx, options_.site, address, depth);
   }

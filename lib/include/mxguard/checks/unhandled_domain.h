@@ -33,7 +33,8 @@ class UnhandledDomainCheck final : public Check {
   SiteOptions site_;
 };
 
-// True when `domain` (any case, trailing dot or not) is on the list or below a listed domain.
+// True when `domain` (as Address::domain has it: lower case, no trailing dot) is on the list or
+// below a listed domain.
 bool is_unhandled_domain(const std::vector<std::string>& list, std::string_view domain);
 
 }  // namespace mxguard::checks

@@ -67,7 +67,4 @@ class LineCursor {
   std::size_t pos_ = 0;
 };
 
-bool iequals(std::string_view a, std::string_view b);
-bool istarts_with(std::string_view s, std::string_view prefix);
-
 }  // namespace mxguard::message
