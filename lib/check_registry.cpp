@@ -2,18 +2,18 @@
 
 #include <array>
 
-#include "mxguard/checks/access.h"
+#include "checks/access.h"
+#include "checks/ban.h"
+#include "checks/bogus_mx.h"
+#include "checks/forged_local_sender.h"
+#include "checks/no_mail_domain.h"
+#include "checks/null_mx.h"
+#include "checks/null_mx_sender.h"
+#include "checks/trap_mx.h"
+#include "checks/unhandled_domain.h"
+#include "checks/unroutable_sender.h"
 #include "mxguard/checks/backscatter.h"
-#include "mxguard/checks/ban.h"
 #include "mxguard/checks/batv.h"
-#include "mxguard/checks/bogus_mx.h"
-#include "mxguard/checks/forged_local_sender.h"
-#include "mxguard/checks/no_mail_domain.h"
-#include "mxguard/checks/null_mx.h"
-#include "mxguard/checks/null_mx_sender.h"
-#include "mxguard/checks/trap_mx.h"
-#include "mxguard/checks/unhandled_domain.h"
-#include "mxguard/checks/unroutable_sender.h"
 #include "mxguard/config.h"
 
 namespace mxguard {

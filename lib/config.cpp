@@ -12,7 +12,7 @@
 
 #include <algorithm>
 
-#include "mxguard/options/sources.h"
+#include "options/sources.h"
 
 namespace mxguard {
 

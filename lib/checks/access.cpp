@@ -1,4 +1,4 @@
-#include "mxguard/checks/access.h"
+#include "checks/access.h"
 
 #include <fmt/format.h>
 

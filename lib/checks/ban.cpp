@@ -1,4 +1,4 @@
-#include "mxguard/checks/ban.h"
+#include "checks/ban.h"
 
 #include <fmt/format.h>
 

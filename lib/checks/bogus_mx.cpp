@@ -1,4 +1,4 @@
-#include "mxguard/checks/bogus_mx.h"
+#include "checks/bogus_mx.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "mxguard/checks/forged_local_sender.h"
+#include "checks/forged_local_sender.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "mxguard/checks/no_mail_domain.h"
+#include "checks/no_mail_domain.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "mxguard/checks/null_mx.h"
+#include "checks/null_mx.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "mxguard/checks/null_mx_sender.h"
+#include "checks/null_mx_sender.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "mxguard/checks/trap_mx.h"
+#include "checks/trap_mx.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "mxguard/checks/unhandled_domain.h"
+#include "checks/unhandled_domain.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "mxguard/checks/unroutable_sender.h"
+#include "checks/unroutable_sender.h"
 
 #include <fmt/format.h>
 

@@ -2,7 +2,7 @@
 // carry its own port, which ldns keeps per resolver, and ldns resolvers must not be shared
 // between threads. Failover and retries are done here rather than inside ldns so that every
 // try is bounded by the same timeout and a SERVFAIL moves on to the next server too.
-#include "mxguard/dns/ldns_resolver.h"
+#include "dns/ldns_resolver.h"
 
 #include <fmt/format.h>
 #include <ldns/ldns.h>

@@ -5,8 +5,8 @@
 
 #include <fstream>
 
+#include "dns/ldns_resolver.h"
 #include "mxguard/dns/caching_resolver.h"
-#include "mxguard/dns/ldns_resolver.h"
 #include "mxguard/dns/mail_route.h"
 #include "mxguard/tables/options.h"
 

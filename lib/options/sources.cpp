@@ -1,4 +1,4 @@
-#include "mxguard/options/sources.h"
+#include "options/sources.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
