@@ -16,6 +16,7 @@
 
 #include "mxguard/content.h"
 #include "mxguard/log.h"
+#include "mxguard/metrics.h"
 #include "mxguard/session.h"
 #include "mxguard/state/bans.h"
 
@@ -167,8 +168,11 @@ sfsistat internal_error(Session* s, const char* where, const char* what) {
   g_stats.internal_errors++;
   std::string id = s ? std::string(s->log_id()) : std::string("NOQUEUE");
   log(LogLevel::Error, "{}: internal error in {}: {}", id, where, what);
-  bool accept = s && s->policy && s->policy->config->on_internal_error == FailureAction::Accept;
-  return accept ? SMFIS_CONTINUE : SMFIS_TEMPFAIL;
+  // on-internal-error, a failure policy like the others: counted under check="internal".
+  const FailureAction action =
+      s && s->policy ? s->policy->config->on_internal_error : FailureAction::Tempfail;
+  metrics().count_failure_policy("internal", to_string(action));
+  return action == FailureAction::Accept ? SMFIS_CONTINUE : SMFIS_TEMPFAIL;
 }
 
 sfsistat reply(SMFICTX* ctx, const Verdict& v) {
@@ -384,7 +388,7 @@ sfsistat on_eoh(SMFICTX* ctx) {
 
 sfsistat on_body(SMFICTX* ctx, unsigned char* data, size_t len) {
   // Content hook: the bounded message reader. feed_body() returns false when nothing more of
-  // the body is needed; that is where SMFIS_SKIP can go once the adapter negotiates it.
+  // the body is needed; the adapter then answers SMFIS_SKIP where the MTA offered it.
   bool more = true;
   sfsistat r = run_stage(ctx, Stage::Body, "body", [&](Session& s) {
     more = content::feed_body(

@@ -195,6 +195,13 @@ def test_dns_fault_through_postfix_is_never_a_5xx(mode, action, code, nsd, postf
     assert result.accepted, str(result.last())
     for rcpt in ["postmaster@good.mail.test"] + (["a@good.mail.test"] if code == 250 else []):
         assert sink.wait_find(recipient=rcpt, subject=subject), rcpt
+    # Every use of on-dns-error is counted, with the check that met the failure (issue 13).
+    failures = {k: v for k, v in metrics(d).items() if k.startswith("mxguard_failure_policy")}
+    if mode == "slow-in-time":  # answered in time: no failure at all
+        assert not failures, failures
+    else:
+        key = f'mxguard_failure_policy_total{{check="null-mx",policy="{action}"}}'
+        assert failures.get(key, 0) >= 1, failures
     d.check()
 
 
