@@ -138,6 +138,10 @@ def main() -> int:
                     help="messages per round for d at 1 session (50 ms each)")
     ap.add_argument("--sessions", default="1,10,50")
     ap.add_argument("--delay-ms", type=int, default=50)
+    ap.add_argument("--compare-bin", type=Path, default=None,
+                    help="another mxguard binary (e.g. the tree before a change): variant c0, "
+                         "same configuration and warm DNS, interleaved with the others")
+    ap.add_argument("--no-cold", action="store_true", help="leave out variant d (cold DNS)")
     args = ap.parse_args()
     levels = [int(x) for x in args.sessions.split(",")]
 
@@ -145,6 +149,8 @@ def main() -> int:
     proxy = DelayProxy(nsd.server, args.delay_ms).start()
     tmp = make_instance_dir("e2e-bench")
     mx = Mxguard(mxguard_config(tmp, proxy.server))
+    mx0 = Mxguard(mxguard_config(tmp, proxy.server), binary=args.compare_bin) \
+        if args.compare_bin else None
     nulls = {"b": NullMilter(), "b2": NullMilter("connect,rcpt")}
     servers: dict[str, Postfix] = {}
     try:
@@ -157,6 +163,11 @@ def main() -> int:
         servers["m"] = Postfix(milter=mx.socket, config=DISCARD).start()
         assert mx.proc
         pids = {"b": nulls["b"].pid, "b2": nulls["b2"].pid, "c": mx.proc.pid, "d": mx.proc.pid}
+        if mx0:
+            mx0.start()
+            assert mx0.proc
+            servers["c0"] = Postfix(milter=mx0.socket, config=DISCARD).start()
+            pids["c0"] = mx0.proc.pid
 
         blocks = itertools.count(0)
 
@@ -169,9 +180,12 @@ def main() -> int:
             load(srv, 10, 100, "r{n}@good.mail.test", 1)
         for d in WARM_DOMAINS:
             load(servers["m"], 1, 2, f"r{{n}}@{d}", 1)
+            if mx0:
+                load(servers["c0"], 1, 2, f"r{{n}}@{d}", 1)
         load(servers["m"], 10, 100, "r@d{n}.wild.test", 900000000)
 
-        variants = ["a", "b", "b2", "c", "d"]
+        variants = ["a", "b", "b2", "c"] + (["c0"] if mx0 else []) + \
+            ([] if args.no_cold else ["d"])
         results: dict[tuple[str, int], list[dict]] = {}
         for r in range(args.rounds):
             for level in levels:
@@ -226,6 +240,8 @@ def main() -> int:
         for n in nulls.values():
             n.stop()
         mx.stop()
+        if mx0:
+            mx0.stop()
         proxy.stop()
         nsd.cleanup()
     return 0
