@@ -8,6 +8,8 @@ std::string_view to_string(CheckMode m) {
       return "off";
     case CheckMode::On:
       return "on";
+    case CheckMode::Auto:
+      return "auto";
     case CheckMode::Report:
       return "report";
   }

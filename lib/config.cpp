@@ -70,9 +70,10 @@ const options::Catalogue& catalogue() {
       c.specs.insert(c.specs.end(), more.begin(), more.end());
     static std::vector<std::pair<std::string, std::string>> texts;
     for (const CheckInfo& check : check_registry())
-      texts.emplace_back(
-          fmt::format("check.{}", check.name),
-          fmt::format("on, off or report (default {})", to_string(check.default_mode)));
+      texts.emplace_back(fmt::format("check.{}", check.name),
+                         fmt::format("on, off or report{} (default {})",
+                                     check.id == CheckId::Backscatter ? " or auto" : "",
+                                     to_string(check.default_mode)));
     for (const auto& [name, help] : texts)
       c.specs.push_back({name.c_str(), Kind::Value, help.c_str()});
     c.command_line_only = {"config", "check-config", "version",       "help",
@@ -122,7 +123,14 @@ options::Problem load_general(const options::Reader& r, Config& cfg) {
   for (const CheckInfo& c : check_registry()) {
     CheckMode& mode = cfg.checks[index(c.id)];
     mode = c.default_mode;
-    if (auto e = r.check_mode(fmt::format("check.{}", c.name), mode)) return e;
+    const std::string key = fmt::format("check.{}", c.name);
+    if (auto e = r.check_mode(key, mode)) return e;
+    // auto waits for the ledger's proof; no other check has anything to wait for.
+    if (mode == CheckMode::Auto && c.id != CheckId::Backscatter)
+      return ConfigError{r.last(key)->where,
+                         fmt::format("{}: auto is for check.backscatter only; use on, off or "
+                                     "report",
+                                     key)};
   }
   return std::nullopt;
 }

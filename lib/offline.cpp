@@ -31,7 +31,7 @@ std::shared_ptr<const Config> offline_config(const Config& cfg) {
   auto local = std::make_shared<Config>(cfg);
   local->report_only = false;
   for (CheckMode& m : local->checks)
-    if (m == CheckMode::Report) m = CheckMode::On;
+    if (m == CheckMode::Report || m == CheckMode::Auto) m = CheckMode::On;
   local->checks[index(CheckId::Backscatter)] = CheckMode::On;
   return local;
 }

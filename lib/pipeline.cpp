@@ -96,7 +96,8 @@ std::optional<Verdict> Pipeline::run(Stage stage, Session& session, CheckContext
           to_string(stage), session.client_label(), v->check, v->reason);
       continue;
     }
-    if (report_only_ || e.mode == CheckMode::Report) {
+    if (report_only_ || e.mode == CheckMode::Report ||
+        (e.mode == CheckMode::Auto && !ctx.auto_enforces)) {
       v->report_only = true;
       // Remembered for report-header: the first would-reject names the check.
       std::string& first = stage < Stage::Mail ? session.would_reject : session.tx.would_reject;

@@ -156,8 +156,10 @@ Problem Reader::on_error(std::string_view key, FailureAction& out) const {
 
 Problem Reader::check_mode(std::string_view key, CheckMode& out) const {
   std::size_t i = 0;
-  if (auto e = choice(key, {"on", "off", "report"}, i)) return e;
-  if (has(key)) out = i == 0 ? CheckMode::On : i == 1 ? CheckMode::Off : CheckMode::Report;
+  if (auto e = choice(key, {"on", "off", "report", "auto"}, i)) return e;
+  constexpr CheckMode kModes[] = {CheckMode::On, CheckMode::Off, CheckMode::Report,
+                                  CheckMode::Auto};
+  if (has(key)) out = kModes[i];
   return std::nullopt;
 }
 

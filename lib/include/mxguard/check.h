@@ -52,6 +52,8 @@ struct CheckContext {
   // costs one analysis (see checks/route_lookup.h).
   std::shared_ptr<const dns::MailRoute> route{};
   std::string route_domain{};
+  // Whether checks in mode auto enforce yet (the ledger is warm); until then they report.
+  bool auto_enforces = false;
   // Where the content checks leave what they found (the offline mode); null: nowhere.
   ContentFinding* finding = nullptr;
 

@@ -30,7 +30,9 @@ constexpr std::size_t index(CheckId id) {
   return static_cast<std::size_t>(id);
 }
 
-enum class CheckMode { Off, On, Report };
+// Auto: report-only until the proof it relies on has had time to build up (the ledger of the
+// mail we sent has recorded for a whole ledger-lifetime), then on (issue 14, backscatter).
+enum class CheckMode { Off, On, Report, Auto };
 std::string_view to_string(CheckMode m);
 
 // Never a 5xx: a failure either answers 4xx (Tempfail) or lets the mail through (Accept).
