@@ -124,13 +124,8 @@ options::Problem load_general(const options::Reader& r, Config& cfg) {
     CheckMode& mode = cfg.checks[index(c.id)];
     mode = c.default_mode;
     const std::string key = fmt::format("check.{}", c.name);
-    if (auto e = r.check_mode(key, mode)) return e;
     // auto waits for the ledger's proof; no other check has anything to wait for.
-    if (mode == CheckMode::Auto && c.id != CheckId::Backscatter)
-      return ConfigError{r.last(key)->where,
-                         fmt::format("{}: auto is for check.backscatter only; use on, off or "
-                                     "report",
-                                     key)};
+    if (auto e = r.check_mode(key, c.id == CheckId::Backscatter, mode)) return e;
   }
   return std::nullopt;
 }

@@ -154,9 +154,11 @@ Problem Reader::on_error(std::string_view key, FailureAction& out) const {
   return std::nullopt;
 }
 
-Problem Reader::check_mode(std::string_view key, CheckMode& out) const {
+Problem Reader::check_mode(std::string_view key, bool with_auto, CheckMode& out) const {
   std::size_t i = 0;
-  if (auto e = choice(key, {"on", "off", "report", "auto"}, i)) return e;
+  auto e = with_auto ? choice(key, {"on", "off", "report", "auto"}, i)
+                     : choice(key, {"on", "off", "report"}, i);
+  if (e) return e;
   constexpr CheckMode kModes[] = {CheckMode::On, CheckMode::Off, CheckMode::Report,
                                   CheckMode::Auto};
   if (has(key)) out = kModes[i];

@@ -82,7 +82,8 @@ class Reader {
     return std::nullopt;
   }
   Problem on_error(std::string_view key, FailureAction& out) const;
-  Problem check_mode(std::string_view key, CheckMode& out) const;
+  // on, off, report; and auto where `with_auto`.
+  Problem check_mode(std::string_view key, bool with_auto, CheckMode& out) const;
   // One of `words`; `out` gets its index.
   Problem choice(std::string_view key, std::initializer_list<std::string_view> words,
                  std::size_t& out) const;
