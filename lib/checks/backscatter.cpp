@@ -34,9 +34,29 @@ bool our_message_id_domain(const BackscatterSettings& cfg, std::string_view doma
   return false;
 }
 
+// Our relays: those configured, and without configuration the MTA itself (macro j) and the
+// address it accepted this connection on.
+struct Relays {
+  const BackscatterSettings& cfg;
+  const Session& session;
+  bool any() const {
+    return !cfg.proof.our_relay_names.empty() || !cfg.proof.our_relay_networks.empty() ||
+           !session.mta_hostname.empty() || session.daemon_addr.has_value();
+  }
+  bool named(std::string_view host) const {
+    for (const auto& name : cfg.proof.our_relay_names)
+      if (host == name) return true;
+    return !session.mta_hostname.empty() && iequals(host, session.mta_hostname);
+  }
+  bool address(const net::IpAddress& a) const {
+    return cfg.proof.our_relay_networks.contains(a) ||
+           (session.daemon_addr && *session.daemon_addr == a);
+  }
+};
+
 // Does a Received value name one of our relays? Tokens are host names and addresses as MTAs
 // write them: "from a.example (a.example [192.0.2.1]) by b.example ...".
-bool names_our_relay(const BackscatterSettings& cfg, std::string_view received) {
+bool names_our_relay(const Relays& relays, std::string_view received) {
   std::size_t i = 0;
   auto token_char = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -53,11 +73,9 @@ bool names_our_relay(const BackscatterSettings& cfg, std::string_view received) 
     while (!tok.empty() && (tok.back() == '.' || tok.back() == ':'))
       tok.pop_back();
     if (tok.rfind("ipv6:", 0) == 0) tok.erase(0, 5);
-    for (const auto& name : cfg.proof.our_relay_names)
-      if (tok == name) return true;
-    if (!cfg.proof.our_relay_networks.empty() && tok.find_first_of(".:") != std::string::npos) {
-      if (auto a = net::IpAddress::parse(tok); a && cfg.proof.our_relay_networks.contains(*a))
-        return true;
+    if (relays.named(tok)) return true;
+    if (tok.find_first_of(".:") != std::string::npos) {
+      if (auto a = net::IpAddress::parse(tok); a && relays.address(*a)) return true;
     }
   }
   return false;
@@ -83,13 +101,14 @@ std::string envelope_proof(const BackscatterSettings& cfg, const Transaction& tx
   return {};
 }
 
-bool body_proof_possible(const BackscatterSettings& cfg) {
-  return cfg.keys || !cfg.proof.our_relay_names.empty() || !cfg.proof.our_relay_networks.empty();
+bool body_proof_possible(const Relays& relays) {
+  return relays.cfg.keys || relays.any();
 }
 
 // Proofs from the returned original: b and c. Appends what was missing to `missing`.
-std::string original_proof(const BackscatterSettings& cfg, const message::ReturnedOriginal& o,
+std::string original_proof(const Relays& relays, const message::ReturnedOriginal& o,
                            std::time_t now, std::string& missing) {
+  const BackscatterSettings& cfg = relays.cfg;
   if (!o.found()) {
     missing = "no returned message found";
     return {};
@@ -104,10 +123,10 @@ std::string original_proof(const BackscatterSettings& cfg, const message::Return
       why.push_back(fmt::format("X-Mxguard-Tag {}", batv::to_string(st)));
     }
   }
-  if (!cfg.proof.our_relay_names.empty() || !cfg.proof.our_relay_networks.empty()) {
+  if (relays.any()) {
     bool relay = false;
     for (const auto& r : o.received)
-      if ((relay = names_our_relay(cfg, r))) break;
+      if ((relay = names_our_relay(relays, r))) break;
     const std::string domain = message::msg_id_domain(o.message_id);
     const bool ours = our_message_id_domain(cfg, domain);
     if (relay && ours) return "relay+message-id";
@@ -201,7 +220,8 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session,
       return f;
     }
     // Nothing in the body can prove anything: decide now and spare the body transfer.
-    if (a.class_final && message::is_backscatter_class(a.cls) && !body_proof_possible(cfg)) {
+    if (a.class_final && message::is_backscatter_class(a.cls) &&
+        !body_proof_possible(Relays{cfg, session})) {
       f.decided = true;
       if (a.cls == MessageClass::Mdn && !cfg.proof.check_mdn) return f;
       f.missing = "no BATV tag on the recipient; no our-relays or batv-key-file to check";
@@ -220,7 +240,7 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session,
   f.proof = envelope_proof(cfg, tx);
   if (!f.proof.empty()) return f;
   std::string missing;
-  f.proof = original_proof(cfg, f.classification.original, now, missing);
+  f.proof = original_proof(Relays{cfg, session}, f.classification.original, now, missing);
   if (!f.proof.empty()) return f;
   f.missing = "no valid BATV tag on the recipient; " + missing;
   f.verdict = reject(f.cls);

@@ -120,6 +120,22 @@ TEST_CASE("a bounce quoting our relay and our Message-ID passes (proof c)", "[ba
   }
 }
 
+TEST_CASE("the MTA's own host name is our relay without configuration", "[backscatter]") {
+  // No our-relays: the returned message passed mx-out.example.com, which is the MTA mxguard
+  // serves (macro j), and its Message-ID domain is ours.
+  Fixture f;
+  f.s.mta_hostname = "MX-OUT.example.com";
+  f.deliver_file("dsn-postfix.eml", "");
+  auto eom = f.judge(Stage::Eom);
+  CHECK(eom.applies);
+  CHECK_FALSE(eom.verdict);
+  CHECK(eom.proof == "relay+message-id");
+  Fixture other;
+  other.s.mta_hostname = "mx-in.example.com";
+  other.deliver_file("dsn-postfix.eml", "");
+  CHECK(other.judge(Stage::Eom).verdict);  // another host's name proves nothing
+}
+
 TEST_CASE("our relay by address and a Message-ID subdomain count too", "[backscatter]") {
   Fixture f;
   f.cfg->backscatter.our_relay_networks.add(*net::Cidr::parse("198.51.100.0/24"));
