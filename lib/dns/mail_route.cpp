@@ -4,16 +4,12 @@
 #include <idn2.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <cstdlib>
-#include <deque>
-#include <functional>
 #include <future>
-#include <mutex>
-#include <thread>
+#include <system_error>
 #include <type_traits>
-#include <unordered_map>
 #include <vector>
+
+#include "dns/lookup_pool.h"
 
 namespace mxguard::dns {
 
@@ -77,112 +73,6 @@ std::optional<Chain> cached_chain(Resolver& r, const std::string& name, RrType t
                       [&](const std::string& n, RrType t) { return r.try_cached(n, t); });
 }
 
-// The threads that run lookups, which may outlive the analysis that started them. A thread
-// that has finished a lookup waits 5 s for the next one (up to 64 threads wait; the rest
-// end), so that a busy server reuses its threads and, with them, each thread's ldns resolvers
-// (see ldns_resolver.cpp). A lookup never waits for a busy thread: when none is idle, a new
-// one starts. None is detached: join_lookup_threads() ends the idle ones and joins them all
-// before the process ends, so that none is still inside ldns or OpenSSL when exit handlers
-// tear those down.
-class LookupThreads {
- public:
-  // Never destroyed: a thread still running at exit must find it intact. A program that does
-  // not call join_lookup_threads() itself (the unit tests) still joins them on its way out.
-  static LookupThreads& instance() {
-    static auto* threads = [] {
-      auto* t = new LookupThreads;
-      std::atexit([] { instance().join_all(std::chrono::seconds(5)); });
-      return t;
-    }();
-    return *threads;
-  }
-
-  // Runs `work` on an idle thread or a new one; std::system_error when none can be had.
-  void start(std::function<void()> work) {
-    reap();
-    std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(work));
-    if (queue_.size() <= idle_) {
-      woken_.notify_one();
-      return;
-    }
-    const std::uint64_t id = next_id_++;
-    try {
-      running_.emplace(id, std::thread([this, id] { serve(id); }));
-    } catch (...) {
-      queue_.pop_back();
-      throw;
-    }
-  }
-
-  bool join_all(std::chrono::milliseconds wait) {
-    std::unique_lock lock(mutex_);
-    ++stopping_;
-    woken_.notify_all();
-    const bool all =
-        ended_.wait_for(lock, wait, [&] { return finished_.size() == running_.size(); });
-    --stopping_;
-    lock.unlock();
-    reap();
-    return all;
-  }
-
- private:
-  // Long enough for a busy server to reuse its threads, short enough that the threads and
-  // their memory a burst leaves behind are gone soon after (at a lookup every few seconds a new
-  // thread costs nothing that matters).
-  static constexpr auto kIdleWait = std::chrono::seconds(5);
-  static constexpr std::size_t kMaxIdle = 64;  // after a burst, the rest end at once
-
-  void serve(std::uint64_t id) {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      if (queue_.empty()) {
-        if (idle_ >= kMaxIdle) break;
-        ++idle_;
-        const bool got =
-            woken_.wait_for(lock, kIdleWait, [&] { return !queue_.empty() || stopping_ > 0; });
-        --idle_;
-        if (!got || queue_.empty()) break;
-      }
-      std::function<void()> work = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      work();
-      // What the work held (the resolver) goes before the thread can be counted as done.
-      work = nullptr;
-      lock.lock();
-    }
-    finished_.push_back(id);
-    ended_.notify_all();
-  }
-
-  void reap() {
-    std::vector<std::thread> done;
-    {
-      std::lock_guard lock(mutex_);
-      for (std::uint64_t id : finished_) {
-        auto it = running_.find(id);
-        done.push_back(std::move(it->second));
-        running_.erase(it);
-      }
-      finished_.clear();
-    }
-    for (auto& t : done)
-      t.join();  // past its last work already: only the thread's own exit is waited for
-  }
-
-  std::mutex mutex_;
-  std::condition_variable woken_;  // work queued, or join_all() wants the idle threads to end
-  std::condition_variable ended_;
-  std::deque<std::function<void()>> queue_;  // started lookups no thread has taken yet
-  std::size_t idle_ = 0;                     // threads waiting for work
-  int stopping_ = 0;                         // join_all() calls in progress
-  std::uint64_t next_id_ = 0;
-  std::unordered_map<std::uint64_t, std::thread> running_;  // started, not joined yet
-  std::vector<std::uint64_t> finished_;                     // of those, the ones that ended
-};
-
 // A lookup that is either answered already or running on its own thread.
 class Job {
  public:
@@ -197,7 +87,7 @@ class Job {
     try {
       // If the caller gives up at the deadline, the query still ends on its own timeout and
       // its answer warms the cache. The thread keeps the resolver alive.
-      LookupThreads::instance().start([r, name, type, max_chain, promise] {
+      LookupPool::instance().start([r, name, type, max_chain, promise] {
         try {
           promise->set_value(resolve_chain(*r, name, type, max_chain));
         } catch (...) {
@@ -234,6 +124,167 @@ bool host_label_ok(std::string_view label) {
     if (!ok) return false;
   }
   return true;
+}
+
+// What one analysis asks with.
+struct Asker {
+  const std::shared_ptr<Resolver>& resolver;
+  const BogusNetworks* bogus;  // may be null: every address is routable
+  const RouteOptions& opts;
+  Clock::time_point deadline;
+};
+
+RouteAddress judge(const BogusNetworks* bogus, const net::IpAddress& a) {
+  RouteAddress ra{a, std::nullopt};
+  if (bogus) ra.bogus = bogus->classify(a);
+  return ra;
+}
+
+// The one exchanger an address literal names; false (the route is invalid) when it is not one.
+bool literal_exchanger(MailRoute& route, std::string_view literal, const BogusNetworks* bogus) {
+  route.domain = std::string(literal);
+  auto addr = net::IpAddress::parse(literal);
+  if (!addr) {
+    route.kind = RouteKind::Invalid;
+    route.detail = "bad address literal";
+    return false;
+  }
+  route.exchangers.push_back(Exchanger{route.domain, 0, true, {judge(bogus, *addr)}, false, {}});
+  return true;
+}
+
+// The exchangers of an MX answer, in preference order, at most `max`, without duplicates.
+void mx_exchangers(MailRoute& route, const DnsAnswer& ans, std::size_t max) {
+  // In preference order, without copying the records out of the (shared) answer.
+  std::vector<const MxRecord*> records;
+  records.reserve(ans.mx.size());
+  for (const auto& r : ans.mx)
+    records.push_back(&r);
+  std::stable_sort(records.begin(), records.end(),
+                   [](const auto* a, const auto* b) { return a->preference < b->preference; });
+  for (const MxRecord* rp : records) {
+    const MxRecord& r = *rp;
+    if (r.exchange == ".") {
+      route.null_mx_mixed = true;
+      continue;
+    }
+    if (route.exchangers.size() >= max) break;
+    const bool dup = std::any_of(route.exchangers.begin(), route.exchangers.end(),
+                                 [&](const Exchanger& e) { return e.name == r.exchange; });
+    if (!dup) route.exchangers.push_back(Exchanger{r.exchange, r.preference, false, {}, false, {}});
+  }
+}
+
+// The domain's exchangers from its MX records, or its implicit MX. False when the MX lookup
+// settles the route already (invalid name, tempfail, no such domain, null MX).
+bool find_exchangers(MailRoute& route, std::string_view domain_in, const Asker& ask) {
+  auto name = to_a_label(domain_in);
+  if (!name) {
+    route.domain = std::string(domain_in);
+    route.kind = RouteKind::Invalid;
+    route.detail = name.error();
+    return false;
+  }
+  route.domain = *name;
+  Chain mx =
+      Job(ask.resolver, route.domain, RrType::Mx, ask.opts.max_cname_chain).wait(ask.deadline);
+  if (!mx.ok()) {
+    route.kind = RouteKind::TempFail;
+    route.detail = fmt::format("MX: {}", mx.error.message);
+    return false;
+  }
+  const DnsAnswer& ans = *mx.answer;
+  if (ans.status == DnsStatus::NxDomain) {
+    route.kind = RouteKind::NoSuchDomain;
+    route.detail = mx.cnames ? fmt::format("CNAME target {} does not exist", mx.final_name)
+                             : std::string("NXDOMAIN");
+    return false;
+  }
+  if (ans.status != DnsStatus::Ok) {
+    // No MX records: RFC 5321 §5.1 implicit MX, the domain's own addresses.
+    route.exchangers.push_back(Exchanger{mx.final_name, 0, true, {}, false, {}});
+    return true;
+  }
+  route.has_mx = true;
+  if (ans.mx.size() == 1 && ans.mx.front().exchange == ".") {
+    route.kind = RouteKind::NullMx;
+    return false;
+  }
+  mx_exchangers(route, ans, ask.opts.max_exchangers);
+  return true;
+}
+
+// Every exchanger's A and AAAA, asked all at once, with notes on what is missing or failed.
+void resolve_addresses(MailRoute& route, const Asker& ask) {
+  std::vector<Job> jobs;
+  jobs.reserve(route.exchangers.size() * 2);
+  for (const auto& e : route.exchangers) {
+    jobs.emplace_back(ask.resolver, e.name, RrType::A, ask.opts.max_cname_chain);
+    jobs.emplace_back(ask.resolver, e.name, RrType::Aaaa, ask.opts.max_cname_chain);
+  }
+  for (std::size_t i = 0; i < route.exchangers.size(); ++i) {
+    Exchanger& e = route.exchangers[i];
+    bool missing = true;
+    for (std::size_t k = 0; k < 2; ++k) {
+      const std::string_view type = k == 0 ? "A" : "AAAA";
+      Chain c = jobs[i * 2 + k].wait(ask.deadline);
+      if (c.cnames && k == 0) e.notes.push_back(fmt::format("via CNAME {}", c.final_name));
+      if (!c.ok()) {
+        e.lookup_failed = true;
+        missing = false;
+        e.notes.push_back(fmt::format("{}: {}", type, c.error.message));
+        continue;
+      }
+      const DnsAnswer& a = *c.answer;
+      if (a.status != DnsStatus::NxDomain) missing = false;
+      for (const auto& addr : a.addresses)
+        e.addresses.push_back(judge(ask.bogus, addr));
+    }
+    if (missing) {
+      e.notes.push_back("does not exist");
+    } else if (e.addresses.empty() && !e.lookup_failed) {
+      e.notes.push_back("has no address");
+    }
+  }
+}
+
+// The route's kind (and detail) from its exchangers and their addresses.
+void classify_route(MailRoute& route) {
+  bool any_failed = false;
+  bool any_address = false;
+  for (const auto& e : route.exchangers) {
+    if (e.routable()) {
+      route.kind = RouteKind::Deliverable;
+      return;
+    }
+    any_failed |= e.lookup_failed;
+    any_address |= !e.addresses.empty();
+  }
+  if (any_failed) {
+    route.kind = RouteKind::TempFail;
+    for (const auto& e : route.exchangers)
+      if (e.lookup_failed)
+        for (const auto& n : e.notes)
+          route.detail += (route.detail.empty() ? "" : "; ") + fmt::format("{}: {}", e.name, n);
+    return;
+  }
+  if (any_address) {
+    route.kind = RouteKind::Bogus;
+    for (const auto& e : route.exchangers)
+      if (!e.addresses.empty()) {
+        route.bogus = e.addresses.front();
+        break;
+      }
+    return;
+  }
+  route.kind = RouteKind::NoExchanger;
+  if (route.exchangers.empty()) {
+    route.detail = "no usable MX record";
+  } else if (route.has_mx) {
+    route.detail = "no MX host has an address";
+  } else {
+    route.detail = "no MX record and no address";
+  }
 }
 
 }  // namespace
@@ -317,7 +368,7 @@ Expected<std::string, std::string> to_a_label(std::string_view domain) {
 }
 
 bool join_lookup_threads(std::chrono::milliseconds wait) {
-  return LookupThreads::instance().join_all(wait);
+  return LookupPool::instance().join_all(wait);
 }
 
 RouteAnalyzer::RouteAnalyzer(std::shared_ptr<Resolver> resolver,
@@ -325,151 +376,20 @@ RouteAnalyzer::RouteAnalyzer(std::shared_ptr<Resolver> resolver,
     : resolver_(std::move(resolver)), bogus_(std::move(bogus)), opts_(o) {}
 
 MailRoute RouteAnalyzer::analyse(std::string_view domain_in, RouteDepth depth) const {
-  const Clock::time_point deadline = Clock::now() + opts_.deadline;
+  const Asker ask{resolver_, bogus_.get(), opts_, Clock::now() + opts_.deadline};
   MailRoute route;
-
-  auto classify = [&](const net::IpAddress& a) {
-    RouteAddress ra{a, std::nullopt};
-    if (bogus_) ra.bogus = bogus_->classify(a);
-    return ra;
-  };
-
   // An address literal ("[192.0.2.1]", "[IPv6:...]") names its one exchanger directly.
   if (!domain_in.empty() && domain_in.front() == '[') {
-    route.domain = std::string(domain_in);
-    auto addr = net::IpAddress::parse(domain_in);
-    if (!addr) {
-      route.kind = RouteKind::Invalid;
-      route.detail = "bad address literal";
-      return route;
-    }
-    Exchanger e{route.domain, 0, true, {classify(*addr)}, false, {}};
-    route.exchangers.push_back(std::move(e));
+    if (!literal_exchanger(route, domain_in, ask.bogus)) return route;
   } else {
-    auto name = to_a_label(domain_in);
-    if (!name) {
-      route.domain = std::string(domain_in);
-      route.kind = RouteKind::Invalid;
-      route.detail = name.error();
-      return route;
-    }
-    route.domain = *name;
-
-    Chain mx = Job(resolver_, route.domain, RrType::Mx, opts_.max_cname_chain).wait(deadline);
-    if (!mx.ok()) {
-      route.kind = RouteKind::TempFail;
-      route.detail = fmt::format("MX: {}", mx.error.message);
-      return route;
-    }
-    const DnsAnswer& ans = *mx.answer;
-    if (ans.status == DnsStatus::NxDomain) {
-      route.kind = RouteKind::NoSuchDomain;
-      route.detail = mx.cnames ? fmt::format("CNAME target {} does not exist", mx.final_name)
-                               : std::string("NXDOMAIN");
-      return route;
-    }
-    if (ans.status == DnsStatus::Ok) {
-      route.has_mx = true;
-      if (ans.mx.size() == 1 && ans.mx.front().exchange == ".") {
-        route.kind = RouteKind::NullMx;
-        return route;
-      }
-      // In preference order, without copying the records out of the (shared) answer.
-      std::vector<const MxRecord*> records;
-      records.reserve(ans.mx.size());
-      for (const auto& r : ans.mx)
-        records.push_back(&r);
-      std::stable_sort(records.begin(), records.end(),
-                       [](const auto* a, const auto* b) { return a->preference < b->preference; });
-      for (const MxRecord* rp : records) {
-        const MxRecord& r = *rp;
-        if (r.exchange == ".") {
-          route.null_mx_mixed = true;
-          continue;
-        }
-        if (route.exchangers.size() >= opts_.max_exchangers) break;
-        const bool dup = std::any_of(route.exchangers.begin(), route.exchangers.end(),
-                                     [&](const Exchanger& e) { return e.name == r.exchange; });
-        if (!dup)
-          route.exchangers.push_back(Exchanger{r.exchange, r.preference, false, {}, false, {}});
-      }
-    } else {
-      // No MX records: RFC 5321 §5.1 implicit MX, the domain's own addresses.
-      route.exchangers.push_back(Exchanger{mx.final_name, 0, true, {}, false, {}});
-    }
+    if (!find_exchangers(route, domain_in, ask)) return route;
     if (depth == RouteDepth::MxOnly) {
       route.kind = RouteKind::MxOnly;
       return route;
     }
-
-    // Every exchanger's A and AAAA at once.
-    std::vector<Job> jobs;
-    jobs.reserve(route.exchangers.size() * 2);
-    for (const auto& e : route.exchangers) {
-      jobs.emplace_back(resolver_, e.name, RrType::A, opts_.max_cname_chain);
-      jobs.emplace_back(resolver_, e.name, RrType::Aaaa, opts_.max_cname_chain);
-    }
-    for (std::size_t i = 0; i < route.exchangers.size(); ++i) {
-      Exchanger& e = route.exchangers[i];
-      bool missing = true;
-      for (std::size_t k = 0; k < 2; ++k) {
-        const std::string_view type = k == 0 ? "A" : "AAAA";
-        Chain c = jobs[i * 2 + k].wait(deadline);
-        if (c.cnames && k == 0) e.notes.push_back(fmt::format("via CNAME {}", c.final_name));
-        if (!c.ok()) {
-          e.lookup_failed = true;
-          missing = false;
-          e.notes.push_back(fmt::format("{}: {}", type, c.error.message));
-          continue;
-        }
-        const DnsAnswer& a = *c.answer;
-        if (a.status != DnsStatus::NxDomain) missing = false;
-        for (const auto& addr : a.addresses)
-          e.addresses.push_back(classify(addr));
-      }
-      if (missing) {
-        e.notes.push_back("does not exist");
-      } else if (e.addresses.empty() && !e.lookup_failed) {
-        e.notes.push_back("has no address");
-      }
-    }
+    resolve_addresses(route, ask);
   }
-
-  bool any_failed = false;
-  bool any_address = false;
-  for (const auto& e : route.exchangers) {
-    if (e.routable()) {
-      route.kind = RouteKind::Deliverable;
-      return route;
-    }
-    any_failed |= e.lookup_failed;
-    any_address |= !e.addresses.empty();
-  }
-  if (any_failed) {
-    route.kind = RouteKind::TempFail;
-    for (const auto& e : route.exchangers)
-      if (e.lookup_failed)
-        for (const auto& n : e.notes)
-          route.detail += (route.detail.empty() ? "" : "; ") + fmt::format("{}: {}", e.name, n);
-    return route;
-  }
-  if (any_address) {
-    route.kind = RouteKind::Bogus;
-    for (const auto& e : route.exchangers)
-      if (!e.addresses.empty()) {
-        route.bogus = e.addresses.front();
-        break;
-      }
-    return route;
-  }
-  route.kind = RouteKind::NoExchanger;
-  if (route.exchangers.empty()) {
-    route.detail = "no usable MX record";
-  } else if (route.has_mx) {
-    route.detail = "no MX host has an address";
-  } else {
-    route.detail = "no MX record and no address";
-  }
+  classify_route(route);
   return route;
 }
 
