@@ -1,10 +1,5 @@
-// MemoryStore. The state file is line-oriented text so an admin can read it:
-//   mxguard-state 1
-//   <expiry, ms since the epoch, 0 = never> <key> <value>      (one line per entry)
-//   end <entries> <FNV-1a 64 of every line before this one, hex>
-// Keys and values are %XX-escaped outside printable ASCII (and '%', '-' alone stands for the
-// empty string), so a line always splits into exactly three fields. The trailer catches a
-// file cut short by a crash or edited by hand: anything that does not verify is "garbled".
+// MemoryStore. The state file's format is in snapshot.cpp; here it is read, written
+// atomically and applied to the shards.
 #include "mxguard/state/memory_store.h"
 
 #include <fcntl.h>
@@ -21,6 +16,7 @@
 #include <unordered_map>
 
 #include "mxguard/log.h"
+#include "mxguard/state/snapshot.h"
 
 namespace mxguard::state {
 
@@ -47,55 +43,8 @@ std::optional<std::int64_t> parse_int(std::string_view s) {
   return v;
 }
 
-constexpr std::string_view kHeader = "mxguard-state 1";
 constexpr std::size_t kSample = 16;
 constexpr std::size_t kSampleBuckets = 64;
-
-void escape_into(std::string& out, std::string_view s) {
-  if (s.empty()) {
-    out.push_back('-');
-    return;
-  }
-  static const char* hex = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    if (c <= 0x20 || c >= 0x7f || c == '%' || (c == '-' && s.size() == 1)) {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-}
-
-std::optional<std::string> unescape(std::string_view s) {
-  if (s == "-") return std::string();
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-    if (ec != std::errc() || p != s.data() + i + 3) return std::nullopt;
-    out.push_back(static_cast<char>(v));
-    i += 2;
-  }
-  return out;
-}
-
-struct Fnv {
-  std::uint64_t h = 14695981039346656037ull;
-  void add(std::string_view s) {
-    for (unsigned char c : s) {
-      h ^= c;
-      h *= 1099511628211ull;
-    }
-  }
-};
 
 std::string utc_stamp(std::chrono::system_clock::time_point t) {
   std::time_t tt = std::chrono::system_clock::to_time_t(t);
@@ -356,37 +305,19 @@ StoreResult<std::size_t> MemoryStore::save_snapshot() {
     return unexpected(StoreError{StoreErrorKind::Unavailable, std::move(msg)});
   };
   if (fd < 0) return fail("open " + tmp);
-  Fnv sum;
-  std::string buf;
-  buf.append(kHeader).push_back('\n');
-  sum.add(buf);
-  std::size_t count = 0;
+  SnapshotWriter w;
   const std::int64_t now = now_ms();
   for (auto& sp : shards_) {
-    std::string chunk;
     {
-      // Copy under the lock, write after it: a slow disk must not stall the shard.
+      // Format under the lock, checksum and write after it: a slow disk must not stall the
+      // shard.
       std::lock_guard lock(sp->mu);
-      chunk.reserve(sp->map.size() * 40);
-      for (const auto& [key, e] : sp->map) {
-        if (expired(e, now)) continue;
-        chunk.append(std::to_string(e.expires_ms)).push_back(' ');
-        escape_into(chunk, key);
-        chunk.push_back(' ');
-        escape_into(chunk, e.value);
-        chunk.push_back('\n');
-        ++count;
-      }
+      for (const auto& [key, e] : sp->map)
+        if (!expired(e, now)) w.add(e.expires_ms, key, e.value);
     }
-    sum.add(chunk);
-    buf.append(chunk);
-    if (buf.size() > (1u << 20)) {
-      if (!write_all(fd, buf)) return fail("write");
-      buf.clear();
-    }
+    if (w.pending() > (1u << 20) && !write_all(fd, w.take())) return fail("write");
   }
-  buf.append(fmt::format("end {} {:016x}\n", count, sum.h));
-  if (!write_all(fd, buf)) return fail("write");
+  if (!write_all(fd, w.finish())) return fail("write");
   if (::fsync(fd) != 0) return fail("fsync");
   if (::close(fd) != 0) {
     fd = -1;
@@ -400,7 +331,7 @@ StoreResult<std::size_t> MemoryStore::save_snapshot() {
     ::fsync(dfd);
     ::close(dfd);
   }
-  return count;
+  return w.entries();
 }
 
 SnapshotLoad MemoryStore::load_snapshot() {
@@ -423,110 +354,53 @@ SnapshotLoad MemoryStore::load_snapshot() {
         path, result.detail);
     return result;
   }
-
-  struct Parsed {
-    std::int64_t expires;
-    std::string key, value;
-  };
-  std::vector<Parsed> entries;
-  std::string problem;
+  SnapshotReader reader;
   std::string line;
-  Fnv sum;
-  std::size_t lineno = 0;
-  bool ended = false;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (ended) {
-      problem = fmt::format("line {}: data after the end line", lineno);
-      break;
-    }
-    if (lineno == 1) {
-      if (line != kHeader) {
-        problem = "line 1: not an mxguard state file (bad header)";
-        break;
-      }
-      sum.add(line);
-      sum.add("\n");
-      continue;
-    }
-    if (line.rfind("end ", 0) == 0) {
-      std::string_view rest = std::string_view(line).substr(4);
-      auto sp = rest.find(' ');
-      const std::int64_t n =
-          sp == std::string_view::npos ? -1 : parse_int(rest.substr(0, sp)).value_or(-1);
-      std::uint64_t want = 0;
-      std::string_view hex = sp == std::string_view::npos ? "" : rest.substr(sp + 1);
-      auto [p, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), want, 16);
-      if (n < 0 || ec != std::errc() || p != hex.data() + hex.size() || hex.empty()) {
-        problem = fmt::format("line {}: bad end line", lineno);
-        break;
-      }
-      if (static_cast<std::size_t>(n) != entries.size()) {
-        problem = fmt::format("line {}: end line counts {} entries, the file has {}", lineno, n,
-                              entries.size());
-        break;
-      }
-      if (want != sum.h) {
-        problem = fmt::format("line {}: checksum mismatch", lineno);
-        break;
-      }
-      ended = true;
-      continue;
-    }
-    sum.add(line);
-    sum.add("\n");
-    std::string_view v(line);
-    auto a = v.find(' ');
-    auto b = a == std::string_view::npos ? a : v.find(' ', a + 1);
-    if (b == std::string_view::npos || v.find(' ', b + 1) != std::string_view::npos) {
-      problem = fmt::format("line {}: expected 'expiry key value'", lineno);
-      break;
-    }
-    auto exp = parse_int(v.substr(0, a));
-    auto key = unescape(v.substr(a + 1, b - a - 1));
-    auto value = unescape(v.substr(b + 1));
-    if (!exp || *exp < 0 || !key || key->empty() || !value) {
-      problem = fmt::format("line {}: bad entry", lineno);
-      break;
-    }
-    entries.push_back({*exp, std::move(*key), std::move(*value)});
+  while (std::getline(in, line) && reader.add_line(line)) {
   }
-  if (problem.empty() && !ended)
-    problem = lineno == 0 ? "the file is empty" : "no end line (the file is cut short)";
+  auto parsed = std::move(reader).finish();
+  if (!parsed) return set_aside(std::move(parsed).error().message);
+  result.status = SnapshotLoad::Status::Loaded;
+  result.entries = restore(std::move(*parsed));
+  log(LogLevel::Info, "state: restored {} entries from {}", result.entries, path);
+  return result;
+}
 
-  if (!problem.empty()) {
-    result.status = SnapshotLoad::Status::Corrupt;
-    result.detail = problem;
-    const std::string aside = path + ".corrupt-" + utc_stamp(clock_.now());
-    if (::rename(path.c_str(), aside.c_str()) == 0) {
-      result.moved_to = aside;
-      log(LogLevel::Error,
-          "state: state file {} is garbled ({}); starting with empty state; the file was moved "
-          "to {}",
-          path, problem, aside);
-    } else {
-      persist_blocked_ = true;
-      log(LogLevel::Error,
-          "state: state file {} is garbled ({}); starting with empty state; could not move it "
-          "aside ({}), so it will not be overwritten",
-          path, problem, std::strerror(errno));
-    }
-    return result;
+SnapshotLoad MemoryStore::set_aside(std::string problem) {
+  const std::string& path = options_.state_file;
+  SnapshotLoad result;
+  result.status = SnapshotLoad::Status::Corrupt;
+  result.detail = std::move(problem);
+  const std::string aside = path + ".corrupt-" + utc_stamp(clock_.now());
+  if (::rename(path.c_str(), aside.c_str()) == 0) {
+    result.moved_to = aside;
+    log(LogLevel::Error,
+        "state: state file {} is garbled ({}); starting with empty state; the file was moved "
+        "to {}",
+        path, result.detail, aside);
+  } else {
+    persist_blocked_ = true;
+    log(LogLevel::Error,
+        "state: state file {} is garbled ({}); starting with empty state; could not move it "
+        "aside ({}), so it will not be overwritten",
+        path, result.detail, std::strerror(errno));
   }
+  return result;
+}
 
+std::size_t MemoryStore::restore(std::vector<SnapshotEntry> entries) {
   const std::int64_t now = now_ms();
+  std::size_t restored = 0;
   for (auto& e : entries) {
-    if (e.expires != 0 && e.expires <= now) continue;
+    if (e.expires_ms != 0 && e.expires_ms <= now) continue;
     Shard& s = shard_for(e.key);
     std::lock_guard lock(s.mu);
     if (s.map.size() >= per_shard_max_ && s.evict_one(now))
       evictions_.fetch_add(1, std::memory_order_relaxed);
-    s.map.insert_or_assign(std::move(e.key), Entry{std::move(e.value), e.expires});
-    ++result.entries;
+    s.map.insert_or_assign(std::move(e.key), Entry{std::move(e.value), e.expires_ms});
+    ++restored;
   }
-  result.status = SnapshotLoad::Status::Loaded;
-  log(LogLevel::Info, "state: restored {} entries from {}", result.entries, path);
-  return result;
+  return restored;
 }
 
 }  // namespace mxguard::state

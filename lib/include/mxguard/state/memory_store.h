@@ -4,7 +4,8 @@
 // few sampled (Redis's volatile-ttl idea: approximate, constant time, no extra index memory).
 // Bans survive a restart through a state file: written atomically (tmp + rename) by
 // housekeeping() every snapshot interval and by shutdown(), read back by load_snapshot() at
-// start. A garbled file is moved aside (".corrupt-<UTC time>") and never overwritten.
+// start (its format: snapshot.h). A garbled file is moved aside (".corrupt-<UTC time>") and never
+// overwritten.
 // Who calls it: milter/main through make_store(); RedisStore keeps one as its fallback.
 // Thread-safety: all members may be called concurrently.
 #pragma once
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "mxguard/state/snapshot.h"
 #include "mxguard/state/store.h"
 
 namespace mxguard::state {
@@ -70,6 +72,9 @@ class MemoryStore final : public StateStore {
   Shard& shard_for(std::string_view key);
   std::int64_t now_ms() const;
   std::int64_t expiry_for(Ttl ttl) const;
+  // load_snapshot()'s two ends: a refused file moved aside, or the parsed entries applied.
+  SnapshotLoad set_aside(std::string problem);
+  std::size_t restore(std::vector<SnapshotEntry> entries);
 
   MemoryStoreOptions options_;
   const Clock& clock_;
