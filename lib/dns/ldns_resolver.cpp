@@ -8,12 +8,15 @@
 #include <ldns/ldns.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 namespace mxguard::dns {
 
@@ -107,142 +110,178 @@ bool same_name(const ldns_rdf* a, std::string_view canonical) {
   return dname_text(a) == canonical;
 }
 
-// Turns a response into an answer or an error. `qname` is canonical.
-DnsResult parse_response(const ldns_pkt* pkt, const ldns_pkt* query, const std::string& qname,
-                         RrType type, const std::string& server) {
-  auto malformed = [&](std::string_view why) {
-    return unexpected(
-        DnsError{DnsError::Kind::Malformed,
-                 fmt::format("{} from {} for {}/{}", why, server, qname, to_string(type))});
-  };
-  if (!ldns_pkt_qr(pkt)) return malformed("not a response");
-  if (ldns_pkt_id(pkt) != ldns_pkt_id(query)) return malformed("mismatched id");
+// What was asked, for the errors about the response. `qname` is canonical.
+struct Question {
+  const std::string& qname;
+  RrType type;
+  const std::string& server;
+};
+
+DnsError malformed(const Question& q, std::string_view why) {
+  return DnsError{DnsError::Kind::Malformed,
+                  fmt::format("{} from {} for {}/{}", why, q.server, q.qname, to_string(q.type))};
+}
+
+// Why the response does not answer the query, or is a SERVFAIL or REFUSED; nothing when it is
+// a NOERROR or NXDOMAIN answer to the question asked.
+std::optional<DnsError> response_error(const ldns_pkt* pkt, const ldns_pkt* query,
+                                       const Question& q) {
+  if (!ldns_pkt_qr(pkt)) return malformed(q, "not a response");
+  if (ldns_pkt_id(pkt) != ldns_pkt_id(query)) return malformed(q, "mismatched id");
   const ldns_rr_list* question = ldns_pkt_question(pkt);
-  if (!question || ldns_rr_list_rr_count(question) != 1) return malformed("no question echoed");
-  const ldns_rr* q = ldns_rr_list_rr(question, 0);
-  if (!same_name(ldns_rr_owner(q), qname) || ldns_rr_get_type(q) != static_cast<ldns_rr_type>(type))
-    return malformed("mismatched question");
-  if (ldns_pkt_tc(pkt)) return malformed("truncated answer (TCP fallback failed)");
+  if (!question || ldns_rr_list_rr_count(question) != 1) return malformed(q, "no question echoed");
+  const ldns_rr* rr = ldns_rr_list_rr(question, 0);
+  if (!same_name(ldns_rr_owner(rr), q.qname) ||
+      ldns_rr_get_type(rr) != static_cast<ldns_rr_type>(q.type))
+    return malformed(q, "mismatched question");
+  if (ldns_pkt_tc(pkt)) return malformed(q, "truncated answer (TCP fallback failed)");
 
   const ldns_pkt_rcode rcode = ldns_pkt_get_rcode(pkt);
   switch (rcode) {
     case LDNS_RCODE_NOERROR:
     case LDNS_RCODE_NXDOMAIN:
-      break;
+      return std::nullopt;
     case LDNS_RCODE_SERVFAIL:
-      return unexpected(
-          DnsError{DnsError::Kind::ServFail,
-                   fmt::format("SERVFAIL from {} for {}/{}", server, qname, to_string(type))});
+      return DnsError{DnsError::Kind::ServFail, fmt::format("SERVFAIL from {} for {}/{}", q.server,
+                                                            q.qname, to_string(q.type))};
     case LDNS_RCODE_REFUSED:
-      return unexpected(
-          DnsError{DnsError::Kind::Refused,
-                   fmt::format("REFUSED from {} for {}/{}", server, qname, to_string(type))});
+      return DnsError{DnsError::Kind::Refused, fmt::format("REFUSED from {} for {}/{}", q.server,
+                                                           q.qname, to_string(q.type))};
     default:
-      return malformed(fmt::format("rcode {}", static_cast<int>(rcode)));
+      return malformed(q, fmt::format("rcode {}", static_cast<int>(rcode)));
   }
+}
 
-  DnsAnswer ans;
+// Adds one record of the type asked to `ans`; why it is malformed otherwise.
+std::optional<std::string_view> add_record(DnsAnswer& ans, const ldns_rr* rr, RrType type) {
+  const ldns_rdf* rd0 = ldns_rr_rd_count(rr) > 0 ? ldns_rr_rdf(rr, 0) : nullptr;
+  switch (type) {
+    case RrType::A:
+    case RrType::Aaaa: {
+      if (!rd0) return "empty address record";
+      const std::size_t want = type == RrType::A ? 4 : 16;
+      if (ldns_rdf_size(rd0) != want) return "bad address length";
+      std::array<std::uint8_t, 16> b{};
+      std::memcpy(b.data(), ldns_rdf_data(rd0), want);
+      if (type == RrType::A) {
+        ans.addresses.push_back(
+            net::IpAddress::v4((std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) |
+                               (std::uint32_t{b[2]} << 8) | std::uint32_t{b[3]}));
+      } else {
+        ans.addresses.push_back(net::IpAddress::v6(b));
+      }
+      break;
+    }
+    case RrType::Mx: {
+      if (ldns_rr_rd_count(rr) != 2) return "bad MX record";
+      ans.mx.push_back(
+          MxRecord{ldns_rdf2native_int16(ldns_rr_rdf(rr, 0)), dname_text(ldns_rr_rdf(rr, 1))});
+      break;
+    }
+    case RrType::Txt: {
+      std::string text;
+      for (std::size_t k = 0; k < ldns_rr_rd_count(rr); ++k) {
+        const ldns_rdf* s = ldns_rr_rdf(rr, k);
+        const std::uint8_t* d = ldns_rdf_data(s);
+        if (ldns_rdf_size(s) < 1 || d[0] + 1u > ldns_rdf_size(s)) return "bad TXT string";
+        text.append(reinterpret_cast<const char*>(d + 1), d[0]);
+      }
+      ans.txt.push_back(std::move(text));
+      break;
+    }
+    case RrType::Ptr: {
+      if (!rd0) return "empty PTR record";
+      ans.names.push_back(dname_text(rd0));
+      break;
+    }
+    case RrType::Cname:
+    case RrType::Soa:
+      break;
+  }
+  return std::nullopt;
+}
+
+// Where the answer section has led from the name asked.
+struct Chase {
+  std::string current;  // the name whose records are wanted
   std::uint32_t min_ttl = UINT32_MAX;
-  const ldns_rr_list* answer = ldns_pkt_answer(pkt);
+  bool followed = false;  // a CNAME was followed
+};
+
+// Moves `c` along the CNAME the answer section gives for its current name; false if none.
+bool follow_cname(const ldns_rr_list* answer, std::size_t n, Chase& c) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const ldns_rr* rr = ldns_rr_list_rr(answer, i);
+    if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && same_name(ldns_rr_owner(rr), c.current) &&
+        ldns_rr_rd_count(rr) == 1) {
+      c.current = dname_text(ldns_rr_rdf(rr, 0));
+      c.min_ttl = std::min(c.min_ttl, ldns_rr_ttl(rr));
+      c.followed = true;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Adds to `ans` the records of type `type` at the end of the CNAME chain inside the answer
+// section, from the name asked; a chain longer than the records given is a loop. Why a record
+// is malformed, if one is.
+std::optional<std::string_view> chase_answer(const ldns_rr_list* answer, RrType type,
+                                             DnsAnswer& ans, Chase& c) {
   const std::size_t n = answer ? ldns_rr_list_rr_count(answer) : 0;
-  // Follow the CNAME chain inside the response from the name asked; a chain longer than the
-  // records given is a loop.
-  std::string current = qname;
-  bool followed = false;
   for (std::size_t step = 0; step <= n; ++step) {
     bool found = false;
     for (std::size_t i = 0; i < n; ++i) {
       const ldns_rr* rr = ldns_rr_list_rr(answer, i);
       if (ldns_rr_get_type(rr) != static_cast<ldns_rr_type>(type) ||
-          !same_name(ldns_rr_owner(rr), current))
+          !same_name(ldns_rr_owner(rr), c.current))
         continue;
       found = true;
-      min_ttl = std::min(min_ttl, ldns_rr_ttl(rr));
-      const ldns_rdf* rd0 = ldns_rr_rd_count(rr) > 0 ? ldns_rr_rdf(rr, 0) : nullptr;
-      switch (type) {
-        case RrType::A:
-        case RrType::Aaaa: {
-          if (!rd0) return malformed("empty address record");
-          const std::size_t want = type == RrType::A ? 4 : 16;
-          if (ldns_rdf_size(rd0) != want) return malformed("bad address length");
-          std::array<std::uint8_t, 16> b{};
-          std::memcpy(b.data(), ldns_rdf_data(rd0), want);
-          if (type == RrType::A) {
-            ans.addresses.push_back(
-                net::IpAddress::v4((std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) |
-                                   (std::uint32_t{b[2]} << 8) | std::uint32_t{b[3]}));
-          } else {
-            ans.addresses.push_back(net::IpAddress::v6(b));
-          }
-          break;
-        }
-        case RrType::Mx: {
-          if (ldns_rr_rd_count(rr) != 2) return malformed("bad MX record");
-          ans.mx.push_back(
-              MxRecord{ldns_rdf2native_int16(ldns_rr_rdf(rr, 0)), dname_text(ldns_rr_rdf(rr, 1))});
-          break;
-        }
-        case RrType::Txt: {
-          std::string text;
-          for (std::size_t k = 0; k < ldns_rr_rd_count(rr); ++k) {
-            const ldns_rdf* s = ldns_rr_rdf(rr, k);
-            const std::uint8_t* d = ldns_rdf_data(s);
-            if (ldns_rdf_size(s) < 1 || d[0] + 1u > ldns_rdf_size(s))
-              return malformed("bad TXT string");
-            text.append(reinterpret_cast<const char*>(d + 1), d[0]);
-          }
-          ans.txt.push_back(std::move(text));
-          break;
-        }
-        case RrType::Ptr: {
-          if (!rd0) return malformed("empty PTR record");
-          ans.names.push_back(dname_text(rd0));
-          break;
-        }
-        case RrType::Cname:
-        case RrType::Soa:
-          break;
-      }
+      c.min_ttl = std::min(c.min_ttl, ldns_rr_ttl(rr));
+      if (auto why = add_record(ans, rr, type)) return why;
     }
-    if (found) break;
-    bool moved = false;
-    for (std::size_t i = 0; i < n; ++i) {
-      const ldns_rr* rr = ldns_rr_list_rr(answer, i);
-      if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && same_name(ldns_rr_owner(rr), current) &&
-          ldns_rr_rd_count(rr) == 1) {
-        current = dname_text(ldns_rr_rdf(rr, 0));
-        min_ttl = std::min(min_ttl, ldns_rr_ttl(rr));
-        followed = moved = true;
-        break;
-      }
-    }
-    if (!moved) break;
+    if (found || !follow_cname(answer, n, c)) break;
   }
+  return std::nullopt;
+}
+
+// How long to remember a negative answer: what the SOA in the authority section says, or 0.
+std::uint32_t negative_ttl(const ldns_pkt* pkt) {
+  const ldns_rr_list* auth = ldns_pkt_authority(pkt);
+  for (std::size_t i = 0; auth && i < ldns_rr_list_rr_count(auth); ++i) {
+    const ldns_rr* rr = ldns_rr_list_rr(auth, i);
+    if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA && ldns_rr_rd_count(rr) == 7)
+      return std::min(ldns_rr_ttl(rr), ldns_rdf2native_int32(ldns_rr_rdf(rr, 6)));
+  }
+  return 0;
+}
+
+// Turns a response into an answer or an error. `qname` is canonical.
+DnsResult parse_response(const ldns_pkt* pkt, const ldns_pkt* query, const std::string& qname,
+                         RrType type, const std::string& server) {
+  const Question q{qname, type, server};
+  if (auto error = response_error(pkt, query, q)) return unexpected(std::move(*error));
+  const ldns_pkt_rcode rcode = ldns_pkt_get_rcode(pkt);
+  DnsAnswer ans;
+  Chase c{qname};
+  if (auto why = chase_answer(ldns_pkt_answer(pkt), type, ans, c))
+    return unexpected(malformed(q, *why));
 
   const bool have =
       !ans.addresses.empty() || !ans.mx.empty() || !ans.txt.empty() || !ans.names.empty();
   if (have) {
     ans.status = DnsStatus::Ok;
-    ans.ttl = min_ttl;
+    ans.ttl = c.min_ttl;
     return ans;
   }
   ans.status = rcode == LDNS_RCODE_NXDOMAIN ? DnsStatus::NxDomain : DnsStatus::NoData;
-  if (followed && rcode == LDNS_RCODE_NOERROR) {
+  if (c.followed && rcode == LDNS_RCODE_NOERROR) {
     // The chain leaves the response: the caller asks again for its end.
-    ans.cname_target = current;
-    ans.ttl = min_ttl;
+    ans.cname_target = c.current;
+    ans.ttl = c.min_ttl;
     return ans;
   }
-  // Negative answer: the SOA in the authority section says how long to remember it.
-  const ldns_rr_list* auth = ldns_pkt_authority(pkt);
-  ans.ttl = 0;
-  for (std::size_t i = 0; auth && i < ldns_rr_list_rr_count(auth); ++i) {
-    const ldns_rr* rr = ldns_rr_list_rr(auth, i);
-    if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA && ldns_rr_rd_count(rr) == 7) {
-      ans.ttl = std::min(ldns_rr_ttl(rr), ldns_rdf2native_int32(ldns_rr_rdf(rr, 6)));
-      break;
-    }
-  }
+  ans.ttl = negative_ttl(pkt);
   return ans;
 }
 
