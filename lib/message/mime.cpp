@@ -132,6 +132,84 @@ std::string_view ContentType::param(std::string_view name) const {
   return {};
 }
 
+namespace {
+
+// A parameter's values by name: segment number -> (value, extended); segment -1 is the plain
+// "name=" form.
+using Segments = std::map<int, std::pair<std::string, bool>>;
+using RawParams = std::map<std::string, Segments>;
+
+// RFC 2231: name*, name*N, name*N*. Cuts `name` down to its base and says which segment it is
+// (-1: the plain form) and whether its value is extended; false for a name to ignore.
+bool split_param_name(std::string& name, int& segment, bool& extended) {
+  extended = false;
+  segment = -1;
+  auto star = name.find('*');
+  if (star == std::string::npos) return true;
+  std::string_view suffix = std::string_view(name).substr(star + 1);
+  std::string base = name.substr(0, star);
+  if (!suffix.empty() && suffix.back() == '*') {
+    extended = true;
+    suffix.remove_suffix(1);
+  } else if (suffix.empty()) {
+    extended = true;  // "name*=" is a single extended value
+  }
+  if (!suffix.empty()) {
+    if (suffix.size() > 3 ||
+        !std::all_of(suffix.begin(), suffix.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    segment = std::stoi(std::string(suffix));
+    if (segment > kMaxContinuation) return false;
+    if (suffix.back() == '*') extended = true;
+  } else {
+    segment = 0;
+  }
+  name = std::move(base);
+  return true;
+}
+
+// One "name=value" after a ';' (value[i] is just past it), added to `raw` unless it is to be
+// ignored.
+void read_param(std::string_view value, std::size_t& i, RawParams& raw) {
+  skip_cfws(value, i);
+  std::string name = ascii_lowercase(read_token(value, i));
+  skip_cfws(value, i);
+  if (name.empty() || i >= value.size() || value[i] != '=') return;
+  ++i;
+  skip_cfws(value, i);
+  std::string v;
+  if (i < value.size() && value[i] == '"') {
+    v = read_quoted(value, i);
+  } else {
+    v = read_token(value, i);
+  }
+  int segment = -1;
+  bool extended = false;
+  if (!split_param_name(name, segment, extended)) return;
+  raw[name].emplace(segment, std::make_pair(std::move(v), extended));
+}
+
+// A parameter's value from its segments.
+std::string join_segments(const Segments& segs) {
+  if (auto plain = segs.find(-1); plain != segs.end() && segs.size() == 1)
+    return plain->second.first;
+  // Segments in order from 0; a gap ends the value (RFC 2231 §3).
+  std::string joined;
+  int expect = 0;
+  for (const auto& [n, seg] : segs) {
+    if (n < 0) continue;
+    if (n != expect) break;
+    joined += seg.second ? decode_extended(seg.first, n == 0) : seg.first;
+    ++expect;
+  }
+  if (joined.empty()) {
+    if (auto only = segs.find(-1); only != segs.end()) joined = only->second.first;
+  }
+  return joined;
+}
+
+}  // namespace
+
 ContentType parse_content_type(std::string_view value) {
   ContentType ct;
   std::size_t i = 0;
@@ -147,8 +225,7 @@ ContentType parse_content_type(std::string_view value) {
   ct.subtype = ascii_lowercase(subtype);
   ct.present = true;
 
-  // name -> (segment number -> (value, extended)); segment -1 is the plain "name=" form.
-  std::map<std::string, std::map<int, std::pair<std::string, bool>>> raw;
+  RawParams raw;
   while (i < value.size() && raw.size() < kMaxParams) {
     skip_cfws(value, i);
     if (i >= value.size()) break;
@@ -157,64 +234,10 @@ ContentType parse_content_type(std::string_view value) {
       continue;
     }
     ++i;
-    skip_cfws(value, i);
-    std::string name = ascii_lowercase(read_token(value, i));
-    skip_cfws(value, i);
-    if (name.empty() || i >= value.size() || value[i] != '=') continue;
-    ++i;
-    skip_cfws(value, i);
-    std::string v;
-    if (i < value.size() && value[i] == '"') {
-      v = read_quoted(value, i);
-    } else {
-      v = read_token(value, i);
-    }
-    // RFC 2231: name*, name*N, name*N*.
-    bool extended = false;
-    int segment = -1;
-    if (auto star = name.find('*'); star != std::string::npos) {
-      std::string_view suffix = std::string_view(name).substr(star + 1);
-      std::string base = name.substr(0, star);
-      if (!suffix.empty() && suffix.back() == '*') {
-        extended = true;
-        suffix.remove_suffix(1);
-      } else if (suffix.empty()) {
-        extended = true;  // "name*=" is a single extended value
-      }
-      if (!suffix.empty()) {
-        if (suffix.size() > 3 ||
-            !std::all_of(suffix.begin(), suffix.end(), [](char c) { return c >= '0' && c <= '9'; }))
-          continue;
-        segment = std::stoi(std::string(suffix));
-        if (segment > kMaxContinuation) continue;
-        if (suffix.back() == '*') extended = true;
-      } else {
-        segment = 0;
-      }
-      name = std::move(base);
-    }
-    auto& segs = raw[name];
-    segs.emplace(segment, std::make_pair(std::move(v), extended));
+    read_param(value, i, raw);
   }
-  for (auto& [name, segs] : raw) {
-    std::string joined;
-    if (auto plain = segs.find(-1); plain != segs.end() && segs.size() == 1) {
-      joined = plain->second.first;
-    } else {
-      // Segments in order from 0; a gap ends the value (RFC 2231 §3).
-      int expect = 0;
-      for (auto& [n, seg] : segs) {
-        if (n < 0) continue;
-        if (n != expect) break;
-        joined += seg.second ? decode_extended(seg.first, n == 0) : seg.first;
-        ++expect;
-      }
-      if (joined.empty()) {
-        if (auto only = segs.find(-1); only != segs.end()) joined = only->second.first;
-      }
-    }
-    ct.params.emplace_back(name, std::move(joined));
-  }
+  for (const auto& [name, segs] : raw)
+    ct.params.emplace_back(name, join_segments(segs));
   return ct;
 }
 
