@@ -1,7 +1,8 @@
 #include "mxguard/dns/mail_route.h"
 
+#include "mxguard/idna.h"
+
 #include <fmt/format.h>
-#include <idn2.h>
 
 #include <algorithm>
 #include <future>
@@ -333,24 +334,10 @@ std::string MailRoute::describe() const {
 }
 
 Expected<std::string, std::string> to_a_label(std::string_view domain) {
-  std::string d(domain);
-  while (!d.empty() && d.back() == '.')
-    d.pop_back();
-  if (d.empty()) return unexpected(std::string("empty domain"));
-  if (d.size() > 1024) return unexpected(std::string("domain too long"));
-  const bool ascii =
-      std::all_of(d.begin(), d.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-  if (!ascii) {
-    char* out = nullptr;
-    int rc = idn2_to_ascii_8z(d.c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
-    if (rc != IDN2_OK) {
-      idn2_free(out);
-      return unexpected(
-          fmt::format("'{}' is not a valid internationalised domain: {}", d, idn2_strerror(rc)));
-    }
-    d = out;
-    idn2_free(out);
-  }
+  // The conversion the envelope addresses get (idna.h); then what DNS can carry.
+  auto ascii = domain_to_ascii(domain);
+  if (!ascii) return unexpected(ascii.error());
+  std::string d = std::move(ascii).value();
   d = canonical_name(d);
   if (d.size() > 253) return unexpected(fmt::format("domain of {} octets (max 253)", d.size()));
   std::size_t start = 0;
