@@ -7,8 +7,7 @@
 namespace mxguard::dns {
 
 std::vector<std::string> default_bogus_networks_paths() {
-  return {"/etc/mxguard/rules/bogus-networks.cidr",
-          MXGUARD_SOURCE_DIR "/rules/bogus-networks.cidr"};
+  return {"/etc/mxguard/rules/bogus-networks.cidr"};
 }
 
 Expected<std::shared_ptr<const RouteAnalyzer>, std::string> make_route_analyzer(

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "mxguard/config.h"
+#include "source_tree.h"
 
 using namespace mxguard;
 
@@ -15,7 +16,7 @@ std::string write_file(const std::string& name, const std::string& text) {
 }
 
 Expected<std::shared_ptr<const Config>, ConfigError> load(std::vector<std::string> args) {
-  return load_config(CommandLine{std::move(args)});
+  return test::load_hermetic(std::move(args));
 }
 
 }  // namespace
