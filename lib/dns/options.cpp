@@ -13,8 +13,7 @@
 namespace mxguard::dns {
 
 std::vector<std::string> default_bogus_networks_paths() {
-  return {"/etc/mxguard/rules/bogus-networks.cidr",
-          MXGUARD_SOURCE_DIR "/rules/bogus-networks.cidr"};
+  return {"/etc/mxguard/rules/bogus-networks.cidr"};
 }
 
 std::vector<options::Spec> dns_option_specs() {

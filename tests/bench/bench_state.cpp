@@ -1,6 +1,8 @@
-// State benchmark: strike/ban operations per second on the memory and Redis backends, and the
-// memory the memory backend needs for 1,000,000 tracked clients. Prints figures; asserts
-// nothing (timings depend on the machine). Starts its own redis-server on a loopback port.
+// State benchmark: strike/ban operations per second on the memory and Redis backends, the
+// memory the memory backend needs for 1,000,000 tracked clients, and the slowest store call
+// while Redis is killed or hung (the unit tests count those calls; the time is printed here).
+// Prints figures; asserts nothing (timings depend on the machine). Starts its own
+// redis-server on a loopback port.
 // Usage: bench_state [clients=1000000]
 #include <fmt/format.h>
 
@@ -87,6 +89,42 @@ void ops(const char* backend, std::shared_ptr<StateStore> store, int per_thread)
   }
 }
 
+// The slowest of `n` counter calls, in milliseconds.
+double slowest_ms(StateStore& s, int n) {
+  Steady::duration worst{};
+  for (int i = 0; i < n; ++i) {
+    auto t0 = Steady::now();
+    (void)s.incr_with_window("outage:" + std::to_string(i % 3), std::chrono::seconds(60));
+    worst = std::max(worst, Steady::now() - t0);
+  }
+  return std::chrono::duration<double, std::milli>(worst).count();
+}
+
+// A store call while Redis is away: killed (refused at once), or hung (stopped: the one call
+// that finds it so waits for the timeout, the others go to the fallback until the backoff).
+void outage() {
+  using namespace std::chrono_literals;
+  for (const bool hung : {false, true}) {
+    mxguard::testing::RedisServer server;
+    RedisStoreOptions ro;
+    ro.url = *RedisUrl::parse(server.url());
+    ro.timeout = 100ms;
+    ro.min_backoff = 50ms;
+    ro.max_backoff = 200ms;
+    RedisStore store(ro);
+    (void)store.put("before", "1", 0ms);
+    if (hung)
+      server.pause();
+    else
+      server.stop();
+    const int n = 200;
+    const double worst = slowest_ms(store, n);
+    fmt::print("redis {}: slowest of {} calls {:.1f} ms (timeout {} ms), {} from the fallback\n",
+               hung ? "hung  " : "killed", n, worst, ro.timeout.count(), store.fallback_calls());
+    if (hung) server.resume();
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,6 +170,7 @@ int main(int argc, char** argv) {
     RedisStoreOptions ro;
     ro.url = *RedisUrl::parse(server.url());
     ops("redis", std::make_shared<RedisStore>(ro), 5'000);
+    outage();
   } catch (const std::exception& e) {
     fmt::print("redis: skipped ({})\n", e.what());
   }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "dns"))
 
 from dnstest import Nsd, Responder  # noqa: E402
 from harness.milter import mxguard_binary  # noqa: E402
+from harness.util import BOGUS_NETWORKS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def audit(server: str, *domains: str, extra=()) -> subprocess.CompletedProcess:
     binary = mxguard_binary()
     if not binary.exists():
         pytest.skip(f"mxguard not built ({binary}); set MXGUARD_BIN")
-    return subprocess.run([str(binary), "audit", f"--dns-server={server}", *extra, *domains],
+    return subprocess.run([str(binary), "audit", f"--dns-server={server}",
+                           f"--bogus-networks={BOGUS_NETWORKS}", *extra, *domains],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -117,14 +118,13 @@ def test_audit_advice(nsd):
 @pytest.mark.parametrize("mode", ["servfail", "garbage", "mismatch", "truncated", "silent"])
 def test_misbehaving_server_is_a_temporary_failure(mode):
     with Responder(mode) as bad:
-        start = time.monotonic()
         r = audit(bad.server, "good.mail.test",
                   extra=["--dns-timeout=300ms", "--dns-retries=1"])
-        took = time.monotonic() - start
     assert r.stdout.startswith("good.mail.test: tempfail"), r.stdout + r.stderr
     assert r.returncode == 2
-    assert took < 5, took
-    assert bad.queries >= 1
+    # The MX question is asked on each of its 1 + 1 tries, then given up: no more than twice
+    # per try (a truncated answer sends ldns to TCP, where nobody listens, and back to UDP).
+    assert 1 <= bad.queries <= 2 * 2, bad.queries
 
 
 def test_nobody_listening_is_a_temporary_failure():
@@ -144,14 +144,13 @@ def test_second_server_answers_when_the_first_fails(nsd):
 
 def test_deadline_bounds_the_whole_decision():
     with Responder("silent") as s:
-        start = time.monotonic()
         r = audit(s.server, "good.mail.test",
                   extra=["--dns-timeout=2s", "--dns-retries=3", "--dns-deadline=500ms"])
-        took = time.monotonic() - start
     assert r.stdout.startswith("good.mail.test: tempfail"), r.stdout + r.stderr
-    assert "deadline" in r.stdout
-    # Without the deadline: 2 s x 4 tries. Generous bound, not a timing measurement.
-    assert took < 6, took
+    assert "MX: route deadline passed" in r.stdout, r.stdout
+    # The decision ended inside the first 2 s try: the server saw one query, where the four
+    # tries the options allow would each have asked again.
+    assert s.queries == 1, s.queries
 
 
 def test_malformed_domains_are_reported_not_crashed(nsd):

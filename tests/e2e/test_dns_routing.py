@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "dns"))
 from dnstest import Nsd, Responder  # noqa: E402
 from harness.milter import checks_off_except  # noqa: E402
 from harness.smtp import send  # noqa: E402
+from harness.util import BOGUS_NETWORKS  # noqa: E402
 
 DNS_CHECKS = {"null-mx", "bogus-mx", "no-mail-domain", "null-mx-sender"}
 
@@ -29,6 +30,7 @@ def nsd():
 def config(server: str, extra: str = "") -> str:
     off = checks_off_except(*DNS_CHECKS)
     return (off + f"dns-server = {server}\ndns-timeout = 300ms\ndns-retries = 0\n"
+            f"bogus-networks = {BOGUS_NETWORKS}\n"
             "local-domains = ours.test\ntrusted-networks = 127.0.0.1/32\n" + extra)
 
 

@@ -43,7 +43,7 @@ from harness.milter import checks_off_except, mxguard_binary
 from harness.milterclient import (NO_REPLY, MilterClient, MilterClosed, MilterReply, cstr,
                                   packet, postfix_connect_macros, simple_transaction)
 from harness.smtp import SmtpSession, make_message, send
-from harness.util import wait_until
+from harness.util import BOGUS_NETWORKS, wait_until
 
 LOCAL = "ours.test.example"
 OUTSIDE = "127.0.0.3"
@@ -69,9 +69,11 @@ def daemon_env() -> dict[str, str]:
 
 
 def start(mxguard, config: str, **kwargs):
-    """An mxguard with a metrics listener (connections and transactions still counted open)."""
+    """An mxguard with a metrics listener (connections and transactions still counted open),
+    and the shipped bogus-networks table for bogus-mx (on unless `config` turns it off)."""
     port = free_port()
-    d = mxguard(config + f"metrics-listen = 127.0.0.1:{port}\n", env=daemon_env(), **kwargs)
+    d = mxguard(f"bogus-networks = {BOGUS_NETWORKS}\n" + config
+                + f"metrics-listen = 127.0.0.1:{port}\n", env=daemon_env(), **kwargs)
     d.metrics_port = port
     return d
 

@@ -16,6 +16,7 @@ import pytest
 
 from harness.milter import checks_off_except, mxguard_binary
 from harness.smtp import send
+from harness.util import BOGUS_NETWORKS
 
 OUTSIDE = "127.0.0.3"
 
@@ -116,7 +117,7 @@ def test_metrics_port_in_use_exits_78(tmp_path):
         busy.listen(1)
         port = busy.getsockname()[1]
         out = subprocess.run([str(mxguard_binary()), "-f", "--syslog=no",
-                              "-p", f"unix:{tmp_path}/m.sock",
+                              f"--bogus-networks={BOGUS_NETWORKS}", "-p", f"unix:{tmp_path}/m.sock",
                               f"--metrics-listen=127.0.0.1:{port}"],
                              capture_output=True, text=True, timeout=30)
     assert out.returncode == 78, out.stderr
@@ -126,7 +127,8 @@ def test_metrics_port_in_use_exits_78(tmp_path):
 
 def test_bad_metrics_listen_is_a_config_error(tmp_path):
     out = subprocess.run([str(mxguard_binary()), "-f", "--syslog=no",
-                          "-p", f"unix:{tmp_path}/m.sock", "--metrics-listen=localhost"],
+                          f"--bogus-networks={BOGUS_NETWORKS}", "-p", f"unix:{tmp_path}/m.sock",
+                          "--metrics-listen=localhost"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 78
     assert "metrics-listen" in out.stderr

@@ -18,6 +18,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from harness.milter import mxguard_binary
+from harness.util import make_instance_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SOCKET = Path("/var/spool/postfix/mxguard/mxguard.sock")
@@ -49,6 +51,42 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return fields[0] != "Z"
+
+
+class Notifications:
+    """The datagram socket of systemd's notification protocol, for a daemon the init script
+    starts: what mxguard says on it (READY=1, RELOADING=1) shows when a reload is done. The
+    socket is writable by all, since mxguard writes to it as user mxguard."""
+
+    def __init__(self):
+        self.path = str(make_instance_dir("notify") / "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o666)
+        self.sock.settimeout(0.2)
+        self.seen: list[str] = []
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, NOTIFY_SOCKET=self.path)
+
+    def wait_for(self, *states: str, timeout: float = 30) -> None:
+        """Wait until `states` have come, in this order, after those waited for before."""
+        deadline = time.monotonic() + timeout
+        wanted = list(states)
+        while wanted and time.monotonic() < deadline:
+            try:
+                lines = self.sock.recv(4096).decode().splitlines()
+            except socket.timeout:
+                continue
+            self.seen.extend(lines)
+            for line in lines:
+                if wanted and line == wanted[0]:
+                    wanted.pop(0)
+        if wanted:
+            pytest.fail(f"mxguard did not notify {wanted} within {timeout}s; got {self.seen}")
+
+    def close(self):
+        self.sock.close()
 
 
 def installed(package: str) -> bool:
@@ -135,8 +173,10 @@ def test_systemd_unit_verifies(package):
 
 def test_sysvinit_start_socket_reload_stop(package):
     run(INIT, "stop", check=False, timeout=60)  # in case a maintainer script started it
-    run(INIT, "start", timeout=60)
+    notify = Notifications()
+    run(INIT, "start", timeout=60, env=notify.env())
     try:
+        notify.wait_for("READY=1")
         # The script returns once the socket is open (mxguard detaches after opening it).
         st = SOCKET.stat()
         assert stat.S_ISSOCK(st.st_mode)
@@ -156,11 +196,12 @@ def test_sysvinit_start_socket_reload_stop(package):
 
         # Reload keeps the process and the socket.
         run(INIT, "reload", timeout=60)
-        time.sleep(0.5)
+        notify.wait_for("RELOADING=1", "READY=1")  # the reload is done
         assert alive(pid)
         assert SOCKET.exists()
     finally:
         run(INIT, "stop", timeout=60)
+        notify.close()
     assert not alive(pid)
     assert not SOCKET.exists(), "socket left behind after stop"
     assert run(INIT, "status", check=False).returncode != 0

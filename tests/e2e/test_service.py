@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.milter import mxguard_binary
+from harness.util import BOGUS_NETWORKS
 
 CHECKS_OFF = ["--check.null-mx=off", "--check.no-mail-domain=off", "--check.bogus-mx=off",
               "--check.null-mx-sender=off"]
@@ -120,6 +121,7 @@ def test_stop_during_a_reload_is_an_orderly_stop(tmp_path):
 def test_no_notify_socket_no_trouble(tmp_path):
     """Outside systemd (no $NOTIFY_SOCKET), -n and a normal start behave as before."""
     env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
-    out = subprocess.run([str(mxguard_binary()), "-n", "-p", f"unix:{tmp_path}/x.sock"],
+    out = subprocess.run([str(mxguard_binary()), "-n", f"--bogus-networks={BOGUS_NETWORKS}",
+                          "-p", f"unix:{tmp_path}/x.sock"],
                          env=env, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr

@@ -1,7 +1,9 @@
 // RedisServer: a real redis-server on a free loopback port, for the RedisStore tests and the
 // state benchmark. Started with fork/exec, no persistence; killed (and reaped) by the
 // destructor, and by the kernel if the test process dies first (PR_SET_PDEATHSIG).
-// Thread-safety: use from one thread.
+// SilentListener: a loopback port that takes connections and never answers (a hung Redis),
+// which counts who connected and who sent a request.
+// Thread-safety: use each from one thread.
 #pragma once
 
 #include <arpa/inet.h>
@@ -17,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace mxguard::testing {
 
@@ -100,6 +103,57 @@ class RedisServer {
  private:
   int port_;
   pid_t pid_ = -1;
+};
+
+// A hung Redis as its clients see it (a stopped redis-server looks the same): the kernel
+// completes each connection and queues what the client sends, nothing is ever answered. The
+// test counts afterwards, with take(), the connections made and those that carried a request.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);  // take() never waits
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_, 128) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("cannot listen on a loopback port");
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentListener() {
+    for (int c : taken_)
+      ::close(c);
+    ::close(fd_);
+  }
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+
+  struct Seen {
+    int connections = 0;  // made since the last take()
+    int requests = 0;     // of those, the ones the client wrote to before it gave up
+  };
+  // Takes the connections queued so far (only call once the clients' calls have returned: a
+  // connection is queued when connect() returns, its request before the client waits).
+  Seen take() {
+    Seen seen;
+    for (;;) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (c < 0) break;
+      taken_.push_back(c);
+      seen.connections++;
+      char buf[4096];
+      if (::recv(c, buf, sizeof buf, MSG_DONTWAIT) > 0) seen.requests++;
+    }
+    return seen;
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::vector<int> taken_;
 };
 
 }  // namespace mxguard::testing

@@ -13,6 +13,7 @@
 #include "mxguard/config.h"
 #include "mxguard/content.h"
 #include "mxguard/policy.h"
+#include "source_tree.h"
 
 using namespace mxguard;
 using mxguard::testing::corpus_dir;
@@ -431,16 +432,12 @@ TEST_CASE("content matters after DATA only to bounces, tagged recipients, signin
 
 TEST_CASE("config: backscatter needs a proof source; bad key file stops start-up",
           "[backscatter][config]") {
-  CommandLine cl{
-      {"--check.backscatter=on", "--message-rules", std::string(MXGUARD_SOURCE_DIR) + "/rules"}};
-  auto c = load_config(cl);
+  auto c = test::load_hermetic({"--check.backscatter=on"});
   REQUIRE_FALSE(c);
   CHECK(c.error().message.find("no way to recognise bounces") != std::string::npos);
 
-  CommandLine ok{{"--check.backscatter=on", "--our-relays", "mx-out.example.com,198.51.100.7",
-                  "--message-rules", std::string(MXGUARD_SOURCE_DIR) + "/rules", "--max-body-scan",
-                  "64k"}};
-  auto good = load_config(ok);
+  auto good = test::load_hermetic({"--check.backscatter=on", "--our-relays",
+                                   "mx-out.example.com,198.51.100.7", "--max-body-scan", "64k"});
   REQUIRE(good);
   CHECK((*good)->backscatter.our_relay_names == std::vector<std::string>{"mx-out.example.com"});
   CHECK((*good)->message.max_body_scan == 64 * 1024);
@@ -452,8 +449,7 @@ TEST_CASE("config: backscatter needs a proof source; bad key file stops start-up
     k << "1 a-secret-that-is-long-enough\n";
   }
   ::chmod(path.c_str(), 0644);
-  CommandLine bad{{"--batv-key-file", path.string()}};
-  auto b = load_config(bad);
+  auto b = test::load_hermetic({"--batv-key-file", path.string()});
   REQUIRE_FALSE(b);
   CHECK(b.error().where == path.string());
   std::filesystem::remove(path);

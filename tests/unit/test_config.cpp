@@ -6,7 +6,8 @@
 #include "mxguard/check_registry.h"
 #include "mxguard/config.h"
 #include "mxguard/policy.h"
-#include "mxguard/session.h"
+#include "mxguard/text.h"
+#include "source_tree.h"
 
 using namespace mxguard;
 
@@ -19,7 +20,7 @@ std::string write_file(const std::string& name, const std::string& text) {
 }
 
 Expected<std::shared_ptr<const Config>, ConfigError> load(std::vector<std::string> args) {
-  return load_config(CommandLine{std::move(args)});
+  return test::load_hermetic(std::move(args));
 }
 
 std::string write_key_file() {

@@ -108,7 +108,7 @@ TEST_CASE("the cache holds at most max_entries, least recently used go first", "
 TEST_CASE("50 threads asking one name cause one query", "[dns][cache][coalesce]") {
   auto fake = std::make_shared<FakeResolver>();
   fake->addr("busy.test", "192.0.2.7");
-  fake->set_delay(200ms);
+  fake->hold(1000);  // the one query is answered only once the other 49 wait for it
   CachingResolver cache(fake, CacheOptions{});
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
@@ -117,13 +117,21 @@ TEST_CASE("50 threads asking one name cause one query", "[dns][cache][coalesce]"
       auto r = cache.lookup("busy.test", RrType::A);
       if (r && r->addresses.size() == 1) ok++;
     });
+  // 49 askers join the query in flight (counted as they join, before they wait); without
+  // coalescing they would each ask, and this would never be seen.
+  for (int i = 0; i < 10'000 && cache.stats().coalesced < 49; ++i)
+    std::this_thread::sleep_for(1ms);
+  const auto joined = cache.stats().coalesced;
+  fake->release();
   for (auto& t : threads)
     t.join();
+  CHECK(joined == 49);
   CHECK(ok == 50);
   CHECK(fake->queries == 1);
   auto st = cache.stats();
   CHECK(st.misses == 1);
-  CHECK(st.coalesced + st.hits == 49);
+  CHECK(st.coalesced == 49);
+  CHECK(st.hits == 0);
 }
 
 TEST_CASE("names are cached case-insensitively and per type", "[dns][cache]") {

@@ -10,6 +10,7 @@
 #include "mxguard/log.h"
 #include "mxguard/metrics.h"
 #include "mxguard/policy.h"
+#include "source_tree.h"
 
 using namespace mxguard;
 using mxguard::test::FakeResolver;
@@ -25,7 +26,7 @@ struct Fixture {
 
   explicit Fixture(std::vector<std::string> args = {}) {
     args.push_back("--local-domains=ours.test");
-    auto c = load_config(CommandLine{args});
+    auto c = test::load_hermetic(args);
     REQUIRE(c);
     cfg = *c;
     policy = build_policy(cfg);
@@ -231,7 +232,7 @@ TEST_CASE("DNS options are validated with the place of a bad value", "[dns][conf
   };
   for (const auto& row : rows) {
     CAPTURE(row.arg);
-    auto c = load_config(CommandLine{{row.arg}});
+    auto c = test::load_hermetic({row.arg});
     CHECK(bool(c) == row.ok);
     if (!c) CHECK(c.error().where == "command line");
   }
@@ -246,7 +247,7 @@ TEST_CASE("a malformed bogus-networks line fails the config naming file and line
     std::fputs("# ok\n127.0.0.0/8 loopback\n300.0.0.0/8 nonsense\n", f);
     std::fclose(f);
   }
-  auto c = load_config(CommandLine{{"--bogus-networks=" + path}});
+  auto c = test::load_hermetic({"--bogus-networks=" + path});
   REQUIRE_FALSE(c);
   CHECK(c.error().where == path + ":3");
   std::remove(path.c_str());

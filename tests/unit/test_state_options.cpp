@@ -6,6 +6,7 @@
 #include "mxguard/config.h"
 #include "mxguard/state/memory_store.h"
 #include "mxguard/state/runtime.h"
+#include "source_tree.h"
 
 using namespace mxguard;
 using namespace std::chrono_literals;
@@ -22,30 +23,30 @@ std::string write_file(const std::string& name, const std::string& text) {
 
 TEST_CASE("state and ban options: values, units and defaults", "[state][config]") {
   auto nets = write_file("allow", "# ours\n192.0.2.0/24\n\n2001:db8::/32\n");
-  auto cfg = load_config(CommandLine{{"--state",
-                                      "redis://127.0.0.1:6390/3",
-                                      "--state-file",
-                                      "/var/lib/mxguard/state",
-                                      "--redis-timeout",
-                                      "150",
-                                      "--ban-strikes",
-                                      "5",
-                                      "--ban-window",
-                                      "15m",
-                                      "--ban-time",
-                                      "3600",
-                                      "--ban-escalated-time",
-                                      "2d",
-                                      "--ban-escalation-window",
-                                      "12h",
-                                      "--ban-aggregate-v4-prefix",
-                                      "24",
-                                      "--allow-networks",
-                                      "file:" + nets,
-                                      "--allow-networks",
-                                      "198.51.100.7",
-                                      "--provider-suffixes",
-                                      ".google.com,.yahoo.com"}});
+  auto cfg = test::load_hermetic({"--state",
+                                  "redis://127.0.0.1:6390/3",
+                                  "--state-file",
+                                  "/var/lib/mxguard/state",
+                                  "--redis-timeout",
+                                  "150",
+                                  "--ban-strikes",
+                                  "5",
+                                  "--ban-window",
+                                  "15m",
+                                  "--ban-time",
+                                  "3600",
+                                  "--ban-escalated-time",
+                                  "2d",
+                                  "--ban-escalation-window",
+                                  "12h",
+                                  "--ban-aggregate-v4-prefix",
+                                  "24",
+                                  "--allow-networks",
+                                  "file:" + nets,
+                                  "--allow-networks",
+                                  "198.51.100.7",
+                                  "--provider-suffixes",
+                                  ".google.com,.yahoo.com"});
   REQUIRE(cfg);
   const state::StateOptions& s = (*cfg)->state;
   REQUIRE(s.redis);
@@ -65,7 +66,7 @@ TEST_CASE("state and ban options: values, units and defaults", "[state][config]"
   CHECK_FALSE(s.bans.allow.contains(*net::IpAddress::parse("198.51.100.8")));
   CHECK(s.bans.provider_suffixes == std::vector<std::string>{".google.com", ".yahoo.com"});
 
-  auto def = load_config(CommandLine{});
+  auto def = test::load_hermetic({});
   REQUIRE(def);
   CHECK((*def)->state.state == "memory");
   CHECK_FALSE((*def)->state.redis);
@@ -94,7 +95,7 @@ TEST_CASE("state and ban option errors name the file and line", "[state][config]
   for (const auto& c : cases) {
     INFO(c.text);
     auto path = write_file("bad.conf", c.text);
-    auto cfg = load_config(CommandLine{{"-c", path}});
+    auto cfg = test::load_hermetic({"-c", path});
     REQUIRE_FALSE(cfg);
     const std::string where = c.where[0] == ':' ? path + c.where : c.where;
     CHECK(cfg.error().where == where);

@@ -257,8 +257,18 @@ class Responder:
             upstream.close()
 
     def stop(self) -> None:
+        """Stop serving; `queries` then counts every query that came before, read or not."""
         self._stop.set()
         self._thread.join(timeout=2)
+        if not self._thread.is_alive():
+            self.sock.setblocking(False)
+            while True:
+                try:
+                    data = self.sock.recv(4096)
+                except OSError:
+                    break
+                if len(data) >= 12 or not self.mode.startswith("delay:"):
+                    self.queries += 1
         self.sock.close()
 
     def __enter__(self) -> "Responder":

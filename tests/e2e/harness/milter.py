@@ -147,13 +147,21 @@ class Mxguard:
             if marker in text:
                 raise MxguardError(f"mxguard sanitizer report ({marker}):\n{text}")
 
-    def reload(self, config: str | None = None, settle: float = 0.2) -> None:
-        """Optionally rewrite the config file, then SIGUSR1 (reload config and tables)."""
+    #: What the daemon logs when it has handled a SIGUSR1, either way.
+    RELOADED = r"reloaded|reload failed"
+
+    def reload(self, config: str | None = None, timeout: float = 20) -> None:
+        """Optionally rewrite the config file, then SIGUSR1 (reload config and tables), and
+        wait until the daemon logs that it reloaded (or that the reload failed)."""
         if config is not None:
             self.write_config(config)
         self.check()
+        rx = re.compile(self.RELOADED)
+        before = sum(1 for line in self.log_lines(since_mark=False) if rx.search(line))
         self.proc.send_signal(signal.SIGUSR1)
-        time.sleep(settle)
+        wait_until(lambda: sum(1 for line in self.log_lines(since_mark=False)
+                               if rx.search(line)) > before,
+                   timeout, what=f"mxguard to log /{self.RELOADED}/ after SIGUSR1")
         self.check()
 
     def stats(self) -> None:

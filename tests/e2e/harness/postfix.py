@@ -219,6 +219,7 @@ class Postfix(FileLog):
         tmp.symlink_to(sink.dir)
         tmp.rename(self.sink_link)
         self.sink = sink
+        sink.fed_by(self)
 
     # -- life cycle ------------------------------------------------------------------------
     def _postfix(self, *args: str, timeout: float = 60, check: bool = True):

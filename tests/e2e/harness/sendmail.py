@@ -194,6 +194,7 @@ class Sendmail(FileLog):
         tmp.symlink_to(sink.dir)
         tmp.rename(self.sink_link)
         self.sink = sink
+        sink.fed_by(self)
 
     def command(self, *extra: str) -> list[str]:
         """Command line of one sendmail process, inside its private UTS + mount namespace."""

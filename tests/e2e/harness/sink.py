@@ -81,6 +81,7 @@ class Sink:
 
     def __init__(self, directory: Path | None = None):
         self.dir = Path(directory) if directory else make_instance_dir("sink")
+        self._mtas: list = []  # the MTAs delivering here (their use_sink() calls fed_by())
         for sub in ("tmp", "new"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         # The MTAs deliver as unprivileged users (Postfix's pipe refuses root).
@@ -125,11 +126,24 @@ class Sink:
                                      f"{timeout:g}s, got {n}: {got}")
             time.sleep(0.05)
 
-    def expect_exactly(self, count: int, timeout: float = 30.0,
-                       settle: float = 0.5) -> list[SinkMessage]:
-        """Wait for `count` copies, then make sure no extra one arrives within `settle` s."""
+    def fed_by(self, mta) -> None:
+        """Note an MTA (Postfix, Sendmail) that delivers into this sink."""
+        if all(m is not mta for m in self._mtas):
+            self._mtas.append(mta)
+
+    def wait_settled(self, timeout: float = 30.0) -> None:
+        """Wait until every MTA still delivering here has an empty queue: from then on, no
+        copy of the mail they accepted so far can still arrive (what they refused never
+        entered their queue). The event a "nothing (more) arrived" check waits for."""
+        for mta in self._mtas:
+            if mta.sink is self:
+                mta.wait_queue_empty(timeout)
+
+    def expect_exactly(self, count: int, timeout: float = 30.0) -> list[SinkMessage]:
+        """Wait for `count` copies and for the MTAs' queues to empty; then there must be no
+        extra copy."""
         self.wait_for(count, timeout)
-        time.sleep(settle)
+        self.wait_settled(timeout)
         found = self.messages()
         assert len(found) == count, (
             f"sink {self.dir}: expected exactly {count}, got {len(found)}: "

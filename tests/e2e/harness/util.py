@@ -19,6 +19,10 @@ T = TypeVar("T")
 #: Repository root (tests/e2e/harness/util.py -> four levels up).
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
+#: The shipped bogus-networks table. bogus-mx (on by default) needs one, and mxguard looks for
+#: it only where the package installs it (/etc/mxguard/rules): tests name this one.
+BOGUS_NETWORKS = REPO_ROOT / "rules" / "bogus-networks.cidr"
+
 #: Host name every MTA under test uses for itself; never resolved through DNS.
 TEST_HOSTNAME = "mx.test.example"
 

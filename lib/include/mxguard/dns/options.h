@@ -42,7 +42,7 @@ std::vector<options::Spec> dns_option_specs();
 options::Problem load_dns_options(const options::Reader& r, bool bogus_needed, DnsOptions& o);
 
 // Where the shipped table is looked for when bogus-networks is not set: the installed rules
-// directory, then the source tree the binary was built from (for tests and development).
+// directory. (Never the source tree: tests and development name the table with bogus-networks.)
 std::vector<std::string> default_bogus_networks_paths();
 
 // An LdnsResolver (behind a CachingResolver unless cache_size is 0) and a RouteAnalyzer.
