@@ -1,5 +1,7 @@
 #include "mxguard/text.h"
 
+#include <charconv>
+
 namespace mxguard {
 
 std::string_view trim(std::string_view s) {
@@ -35,6 +37,13 @@ bool iequals(std::string_view a, std::string_view b) {
 
 bool istarts_with(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+std::optional<std::int64_t> parse_int(std::string_view s) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
 }
 
 }  // namespace mxguard

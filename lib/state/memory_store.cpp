@@ -1,6 +1,7 @@
 // MemoryStore. The state file's format is in snapshot.cpp; here it is read, written
 // atomically and applied to the shards.
 #include "mxguard/state/memory_store.h"
+#include "mxguard/text.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -34,13 +35,6 @@ struct Entry {
 
 bool expired(const Entry& e, std::int64_t now) {
   return e.expires_ms != 0 && e.expires_ms <= now;
-}
-
-std::optional<std::int64_t> parse_int(std::string_view s) {
-  std::int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
 }
 
 constexpr std::size_t kSample = 16;

@@ -1,4 +1,5 @@
 #include "mxguard/state/redis_store.h"
+#include "mxguard/text.h"
 
 #include <hiredis/hiredis.h>
 
@@ -47,11 +48,9 @@ StoreError context_error(const redisContext* c) {
 }
 
 std::optional<int> parse_number(std::string_view s, int lo, int hi) {
-  int v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v < lo || v > hi)
-    return std::nullopt;
-  return v;
+  auto v = parse_int(s);
+  if (!v || *v < lo || *v > hi) return std::nullopt;
+  return static_cast<int>(*v);
 }
 
 StoreError protocol_error(const redisReply* r, std::string_view what) {

@@ -1,4 +1,5 @@
 #include "mxguard/state/snapshot.h"
+#include "mxguard/text.h"
 
 #include <fmt/format.h>
 
@@ -16,13 +17,6 @@ void fnv_add(std::uint64_t& h, std::string_view s) {
     h ^= c;
     h *= 1099511628211ull;
   }
-}
-
-std::optional<std::int64_t> parse_int(std::string_view s) {
-  std::int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
 }
 
 void escape_into(std::string& out, std::string_view s) {

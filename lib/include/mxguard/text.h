@@ -5,6 +5,8 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,5 +32,8 @@ std::string ascii_lowercase(std::string_view s);
 // Equal, or starting with `prefix`, ignoring ASCII case.
 bool iequals(std::string_view a, std::string_view b);
 bool istarts_with(std::string_view s, std::string_view prefix);
+
+// The whole of `s` as a decimal integer (an optional '-', digits), or nothing.
+std::optional<std::int64_t> parse_int(std::string_view s);
 
 }  // namespace mxguard
