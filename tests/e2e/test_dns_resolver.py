@@ -93,7 +93,8 @@ def test_audit_reads_options_as_the_daemon_does(nsd, tmp_path):
     """audit's options go through the daemon's own parser: -c FILE with a space, value-less
     flags such as --report-header, --self from the config file, and --help (issue 13)."""
     conf = tmp_path / "mxguard.conf"
-    conf.write_text(f"dns-server = {nsd.server}\nself = 93.184.216.34\n")
+    conf.write_text(f"dns-server = {nsd.server}\nself = 93.184.216.34\n"
+                    f"bogus-networks = {BOGUS_NETWORKS}\n")
     r = subprocess.run([str(mxguard_binary()), "audit", "-c", str(conf), "--report-header",
                         "implicit-good.mail.test"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
