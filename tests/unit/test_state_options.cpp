@@ -73,6 +73,33 @@ TEST_CASE("state and ban options: values, units and defaults", "[state][config]"
   CHECK((*def)->state.bans.escalated_time == 24h);
 }
 
+TEST_CASE("ledger options: values, units and defaults", "[state][config][ledger]") {
+  auto def = load_config(CommandLine{});
+  REQUIRE(def);
+  const state::LedgerOptions& d = (*def)->state.ledger;
+  CHECK(d.enabled);
+  CHECK(d.lifetime == 14 * 24h);
+  CHECK(d.max_entries == 2'000'000u);
+  CHECK(d.file == "/var/lib/mxguard/ledger");
+  CHECK(d.key_file == "/var/lib/mxguard/ledger.key");
+
+  auto path = write_file("ledger.conf",
+                         "ledger = no\nledger-lifetime = 7d\nledger-max-entries = 500000\n"
+                         "ledger-file = /srv/mx/ledger\nledger-key-file = /srv/mx/ledger.key\n");
+  auto cfg = load_config(CommandLine{{"-c", path}});
+  REQUIRE(cfg);
+  const state::LedgerOptions& l = (*cfg)->state.ledger;
+  CHECK_FALSE(l.enabled);
+  CHECK(l.lifetime == 7 * 24h);
+  CHECK(l.max_entries == 500'000u);
+  CHECK(l.file == "/srv/mx/ledger");
+  CHECK(l.key_file == "/srv/mx/ledger.key");
+  auto bare = load_config(CommandLine{{"--ledger-lifetime", "7200", "--ledger-file", ""}});
+  REQUIRE(bare);
+  CHECK((*bare)->state.ledger.lifetime == 2h);  // a bare lifetime is in seconds
+  CHECK((*bare)->state.ledger.file.empty());    // not saved
+}
+
 TEST_CASE("state and ban option errors name the file and line", "[state][config]") {
   auto nets = write_file("bad-allow", "192.0.2.0/24\n\n10.1.0.0/8\n");
   struct Case {
@@ -90,6 +117,11 @@ TEST_CASE("state and ban option errors name the file and line", "[state][config]
       {"allow-networks = 192.0.2.0/24, 300.1.1.1\n", ":1", "allow-networks: '300.1.1.1'"},
       {"allow-networks = file:" + nets + "\n", nets + ":3", "allow-networks: '10.1.0.0/8'"},
       {"provider-suffixes = a@b\n", ":1", "provider-suffixes"},
+      {"ledger = maybe\n", ":1", "ledger: expected yes or no"},
+      {"\nledger-lifetime = 30m\n", ":2", "ledger-lifetime: expected a duration"},
+      {"ledger-lifetime = 91d\n", ":1", "ledger-lifetime: expected a duration"},
+      {"ledger-max-entries = 10\n", ":1", "ledger-max-entries: expected a number from 1000"},
+      {"ledger-key-file =\n", ":1", "ledger-key-file: the ledger needs a key file"},
   };
   for (const auto& c : cases) {
     INFO(c.text);
