@@ -175,6 +175,8 @@ Expected<LedgerKeys, ConfigError> LedgerKeys::load(const std::string& path) {
                           "anyone who reads it can tell which addresses our users wrote to: "
                           "chmod 600 it, owned by the user mxguard runs as",
                           st.st_mode & 07777)));
+  if (st.st_size > 4096)
+    return unexpected(file_error(path, "the ledger key file is too large for a key"));
   std::ifstream in(path, std::ios::binary);
   if (!in) return unexpected(file_error(path, "cannot read the ledger key file"));
   std::stringstream ss;

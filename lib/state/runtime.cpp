@@ -78,7 +78,9 @@ void StateRuntime::reload(const StateOptions& options) {
     store = store_;
     old_ledger = ledger_;
   }
-  const bool new_ledger = !(options_.ledger == options.ledger) || (!same_store && options.redis);
+  // A ledger in Redis lives in the store: a new store, a new ledger.
+  const bool new_ledger =
+      !(options_.ledger == options.ledger) || (!same_store && (options.redis || options_.redis));
   if (!same_store) {
     log(LogLevel::Notice, "state: switching from {} to {}", options_.state, options.state);
     // The old store writes its snapshot before the new one reads it (state-file may be the same).

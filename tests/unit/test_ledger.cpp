@@ -148,6 +148,8 @@ TEST_CASE("ledger key file: group or world access, bad content and no file are r
     CHECK(e.error().where == path);
     if (!bad.empty()) CHECK(e.error().message.find(bad) == std::string::npos);  // no echo
   }
+  spit(path, std::string(5000, 'a'));
+  CHECK_THAT(LedgerKeys::load(path).error().message, Catch::Contains("too large"));
   spit(path, "  " + hex + "\r\n");  // white space around it is fine
   CHECK(LedgerKeys::load(path));
 
