@@ -101,8 +101,8 @@ std::optional<ConfigError> create_key_file(const std::string& path) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0)
-    return file_error(
-        path, fmt::format("cannot create the ledger key file: {}: {}", tmp, std::strerror(errno)));
+    return file_error(path,
+                      fmt::format("cannot create the ledger key file: {}", std::strerror(errno)));
   bool ok = ::fchmod(fd, 0600) == 0;
   std::size_t done = 0;
   while (ok && done < content.size()) {

@@ -28,7 +28,7 @@ std::shared_ptr<Ledger> StateRuntime::make_ledger(const StateOptions& o,
   if (!l.enabled) return nullptr;
   auto keys = LedgerKeys::load_or_create(l.key_file);
   if (!keys) {
-    log(LogLevel::Error, "ledger: {}; running without a ledger: bounces cannot prove by it",
+    log(LogLevel::Error, "ledger: {}; running without a ledger (no bounce can prove itself by it)",
         keys.error().to_string());
     return nullptr;
   }
