@@ -26,6 +26,14 @@ std::vector<options::Spec> state_option_specs() {
        "IPv6 clients share strikes per network of this prefix (64)"},
       {"allow-networks", Kind::List, "clients never banned (CIDR)"},
       {"provider-suffixes", Kind::List, "host name suffixes of providers never banned (FCrDNS)"},
+      {"ledger", Kind::Value,
+       "remember the mail our users send, so bounces can prove they answer it (yes/no, yes)"},
+      {"ledger-lifetime", Kind::Value, "how long the ledger remembers a message (default 14d)"},
+      {"ledger-max-entries", Kind::Value,
+       "memory state: most recipients and Message-IDs the ledger holds (about 40 bytes each)"},
+      {"ledger-file", Kind::Value, "memory state: file that keeps the ledger across restarts"},
+      {"ledger-key-file", Kind::Value,
+       "secret the ledger's hashes are made with; created on first start; the same on every host"},
   };
 }
 
@@ -60,6 +68,24 @@ options::Problem load_provider_suffixes(const options::Reader& r, BanSettings& b
   return std::nullopt;
 }
 
+options::Problem load_ledger(const options::Reader& r, LedgerOptions& o) {
+  using std::chrono::hours;
+  constexpr std::chrono::milliseconds sec(1000);
+  for (auto e :
+       {r.flag("ledger", o.enabled),
+        r.duration("ledger-lifetime", sec, hours(1), hours(24 * 90), "14d, 336h", o.lifetime),
+        r.number("ledger-max-entries", 1000, 1'000'000'000, o.max_entries)})
+    if (e) return e;
+  o.file = r.string("ledger-file", o.file);
+  o.key_file = r.string("ledger-key-file", o.key_file);
+  if (o.enabled && o.key_file.empty()) {
+    const options::RawValue* v = r.last("ledger-key-file");
+    return ConfigError{v ? v->where : "ledger-key-file",
+                       "ledger-key-file: the ledger needs a key file (or set ledger = no)"};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 options::Problem load_state_options(const options::Reader& r, StateOptions& o) {
@@ -77,7 +103,8 @@ options::Problem load_state_options(const options::Reader& r, StateOptions& o) {
         r.duration("ban-escalation-window", sec, milliseconds(0), year, eg, b.escalation_window),
         r.number("ban-aggregate-v4-prefix", 8, 32, b.v4_prefix),
         r.number("ban-aggregate-v6-prefix", 16, 128, b.v6_prefix),
-        r.networks("allow-networks", b.allow), load_provider_suffixes(r, b)})
+        r.networks("allow-networks", b.allow), load_provider_suffixes(r, b),
+        load_ledger(r, o.ledger)})
     if (e) return e;
   return std::nullopt;
 }

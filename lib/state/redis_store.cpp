@@ -297,6 +297,23 @@ StoreResult<std::optional<std::string>> RedisStore::get(std::string_view key) {
       [&] { return fallback_.get(key); });
 }
 
+StoreResult<std::optional<std::string>> RedisStore::get_confirmed(std::string_view key) {
+  using R = std::optional<std::string>;
+  return run<R>(
+      {"GET", k(key)},
+      [&](const redisReply& r) -> StoreResult<R> {
+        if (r.type == REDIS_REPLY_STRING) return R(std::string(r.str, r.len));
+        if (r.type == REDIS_REPLY_NIL) return fallback_.get(key);
+        return unexpected(protocol_error(&r, "GET"));
+      },
+      [&]() -> StoreResult<R> {
+        auto local = fallback_.get(key);
+        if (!local || *local) return local;
+        return unexpected(
+            StoreError{StoreErrorKind::Unavailable, options_.url.to_string() + " is unreachable"});
+      });
+}
+
 StoreResult<Done> RedisStore::put(std::string_view key, std::string_view value, Ttl ttl) {
   std::vector<std::string> argv = {"SET", k(key), std::string(value)};
   if (ttl.count() > 0) {

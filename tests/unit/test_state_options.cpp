@@ -1,11 +1,13 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "mxguard/config.h"
 #include "mxguard/state/memory_store.h"
 #include "mxguard/state/runtime.h"
+#include "redis_fixture.h"
 #include "source_tree.h"
 
 using namespace mxguard;
@@ -74,6 +76,33 @@ TEST_CASE("state and ban options: values, units and defaults", "[state][config]"
   CHECK((*def)->state.bans.escalated_time == 24h);
 }
 
+TEST_CASE("ledger options: values, units and defaults", "[state][config][ledger]") {
+  auto def = load_config(CommandLine{});
+  REQUIRE(def);
+  const state::LedgerOptions& d = (*def)->state.ledger;
+  CHECK(d.enabled);
+  CHECK(d.lifetime == 14 * 24h);
+  CHECK(d.max_entries == 2'000'000u);
+  CHECK(d.file == "/var/lib/mxguard/ledger");
+  CHECK(d.key_file == "/var/lib/mxguard/ledger.key");
+
+  auto path = write_file("ledger.conf",
+                         "ledger = no\nledger-lifetime = 7d\nledger-max-entries = 500000\n"
+                         "ledger-file = /srv/mx/ledger\nledger-key-file = /srv/mx/ledger.key\n");
+  auto cfg = load_config(CommandLine{{"-c", path}});
+  REQUIRE(cfg);
+  const state::LedgerOptions& l = (*cfg)->state.ledger;
+  CHECK_FALSE(l.enabled);
+  CHECK(l.lifetime == 7 * 24h);
+  CHECK(l.max_entries == 500'000u);
+  CHECK(l.file == "/srv/mx/ledger");
+  CHECK(l.key_file == "/srv/mx/ledger.key");
+  auto bare = load_config(CommandLine{{"--ledger-lifetime", "7200", "--ledger-file", ""}});
+  REQUIRE(bare);
+  CHECK((*bare)->state.ledger.lifetime == 2h);  // a bare lifetime is in seconds
+  CHECK((*bare)->state.ledger.file.empty());    // not saved
+}
+
 TEST_CASE("state and ban option errors name the file and line", "[state][config]") {
   auto nets = write_file("bad-allow", "192.0.2.0/24\n\n10.1.0.0/8\n");
   struct Case {
@@ -91,6 +120,11 @@ TEST_CASE("state and ban option errors name the file and line", "[state][config]
       {"allow-networks = 192.0.2.0/24, 300.1.1.1\n", ":1", "allow-networks: '300.1.1.1'"},
       {"allow-networks = file:" + nets + "\n", nets + ":3", "allow-networks: '10.1.0.0/8'"},
       {"provider-suffixes = a@b\n", ":1", "provider-suffixes"},
+      {"ledger = maybe\n", ":1", "ledger: expected yes or no"},
+      {"\nledger-lifetime = 30m\n", ":2", "ledger-lifetime: expected a duration"},
+      {"ledger-lifetime = 91d\n", ":1", "ledger-lifetime: expected a duration"},
+      {"ledger-max-entries = 10\n", ":1", "ledger-max-entries: expected a number from 1000"},
+      {"ledger-key-file =\n", ":1", "ledger-key-file: the ledger needs a key file"},
   };
   for (const auto& c : cases) {
     INFO(c.text);
@@ -108,6 +142,7 @@ TEST_CASE("state runtime: a reload keeps the store unless the state options chan
   state::ManualClock clock;
   state::StateOptions o;
   o.state_file = "/tmp/mxguard-unit-state-runtime";
+  o.ledger.enabled = false;  // see the ledger test below
   std::remove(o.state_file.c_str());
   state::StateRuntime rt(o, clock);
   auto first = rt.bans();
@@ -145,4 +180,102 @@ TEST_CASE("state runtime: a reload keeps the store unless the state options chan
   rt.stop();
   rt.stop();  // idempotent
   std::remove(o.state_file.c_str());
+}
+
+TEST_CASE("state runtime: the ledger is built, kept across reloads, saved, or left out",
+          "[state][config][ledger]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "mxguard-unit-state-runtime-ledger";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  state::ManualClock clock;
+  state::StateOptions o;
+  o.ledger.file = (dir / "ledger").string();
+  o.ledger.key_file = (dir / "ledger.key").string();
+  state::StateRuntime rt(o, clock);
+  auto ledger = rt.ledger();
+  REQUIRE(ledger);
+  CHECK(ledger->describe() == "memory");
+  CHECK(fs::exists(o.ledger.key_file));
+  const auto k = ledger->keys().recipient_key("alice@example.org", "dave@remote.example");
+  REQUIRE(ledger->record(std::span(&k, 1), clock.now()));
+
+  o.bans.strikes = 10;  // nothing of the ledger's: the same ledger
+  rt.reload(o);
+  CHECK(rt.ledger() == ledger);
+  o.max_entries = 5000;  // a new store; the memory ledger does not live in it
+  rt.reload(o);
+  CHECK(rt.ledger() == ledger);
+
+  o.ledger.lifetime = std::chrono::hours(24);  // a new ledger, restored from the old one's file
+  rt.reload(o);
+  auto second = rt.ledger();
+  REQUIRE(second);
+  CHECK(second != ledger);
+  CHECK(*second->contains(std::span(&k, 1), clock.now()));
+
+  // Maintenance saves it when due; stop() saves it in any case.
+  const auto k2 = second->keys().recipient_key("alice@example.org", "erin@remote.example");
+  REQUIRE(second->record(std::span(&k2, 1), clock.now()));
+  clock.advance(std::chrono::minutes(6));
+  rt.maintain();
+  REQUIRE(fs::exists(o.ledger.file));
+  auto image = state::parse_ledger_image([&] {
+    std::ifstream in(o.ledger.file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }());
+  REQUIRE(image);
+  std::size_t saved = 0;
+  for (const auto& g : image->generations)
+    saved += g.keys.size();
+  CHECK(saved == 2u);
+
+  o.ledger.enabled = false;
+  rt.reload(o);
+  CHECK_FALSE(rt.ledger());
+  rt.maintain();  // without a ledger
+  rt.stop();
+
+  // A key file others may read: logged, and no ledger, but the rest runs.
+  fs::permissions(o.ledger.key_file, fs::perms::group_read, fs::perm_options::add);
+  o.ledger.enabled = true;
+  state::StateRuntime refused(o, clock);
+  CHECK_FALSE(refused.ledger());
+  CHECK(refused.bans());
+  refused.stop();
+  fs::remove_all(dir);
+}
+
+TEST_CASE("state runtime: with redis the ledger lives in the store, and follows it",
+          "[state][config][ledger][redis]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "mxguard-unit-state-runtime-ledger-redis";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  testing::RedisServer server;
+  state::ManualClock clock;
+  state::StateOptions o;
+  o.state = server.url();
+  o.redis = *state::RedisUrl::parse(server.url());
+  o.ledger.key_file = (dir / "ledger.key").string();
+  o.ledger.file = (dir / "ledger").string();
+  state::StateRuntime rt(o, clock);
+  auto ledger = rt.ledger();
+  REQUIRE(ledger);
+  CHECK(ledger->describe() == server.url());
+  const auto k = ledger->keys().recipient_key("alice@example.org", "dave@remote.example");
+  REQUIRE(ledger->record(std::span(&k, 1), clock.now()));
+  o.redis_timeout = std::chrono::milliseconds(300);  // a new store: a new ledger in it
+  rt.reload(o);
+  REQUIRE(rt.ledger());
+  CHECK(rt.ledger() != ledger);
+  CHECK(*rt.ledger()->contains(std::span(&k, 1), clock.now()));
+  o.state = "memory";  // back to memory: the ledger leaves Redis too
+  o.redis.reset();
+  rt.reload(o);
+  REQUIRE(rt.ledger());
+  CHECK(rt.ledger()->describe() == "memory");
+  CHECK_FALSE(*rt.ledger()->contains(std::span(&k, 1), clock.now()));
+  rt.stop();
+  fs::remove_all(dir);
 }

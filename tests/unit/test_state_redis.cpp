@@ -211,3 +211,20 @@ TEST_CASE("redis store: unreachable at start, it uses redis once redis comes up"
   CHECK_FALSE(other.get("ban:during-outage")->has_value());
   CHECK(**s.get("ban:during-outage") == "1");
 }
+
+TEST_CASE("redis store: get_confirmed takes no miss of the fallback for an answer",
+          "[state][redis]") {
+  RedisServer server;
+  RedisStore s(options_for(server));
+  REQUIRE(s.put("in-redis", "1", 60s));
+  CHECK(**s.get_confirmed("in-redis") == "1");
+  CHECK_FALSE(s.get_confirmed("absent")->has_value());  // redis answered: a real miss
+  server.stop();
+  REQUIRE(s.put("during-outage", "2", 60s));  // kept by the fallback
+  CHECK(**s.get_confirmed("during-outage") == "2");
+  // get() answers "absent" from the fallback; get_confirmed() says it cannot tell.
+  CHECK_FALSE(s.get("in-redis")->has_value());
+  auto r = s.get_confirmed("in-redis");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().kind == StoreErrorKind::Unavailable);
+}

@@ -119,7 +119,17 @@ class Mxguard:
 
     def write_config(self, text: str) -> None:
         self.config_text = text
-        self.config_file.write_text(text)
+        self.config_file.write_text(text + self._own_files(text))
+
+    def _own_files(self, text: str) -> str:
+        """Lines that keep the ledger's files in the instance directory, not in the system's
+        /var/lib/mxguard, unless the test's config names them itself. Appended, so the line
+        numbers of the test's own lines do not move."""
+        extra = ""
+        for key, name in (("ledger-file", "ledger"), ("ledger-key-file", "ledger.key")):
+            if not re.search(rf"^\s*{key}\s*=", text, re.M):
+                extra += f"{key} = {self.dir / name}\n"
+        return ("\n" if text and not text.endswith("\n") else "") + extra
 
     def _read_stderr(self) -> None:
         with open(self.log_file, "ab", buffering=0) as out:

@@ -1,6 +1,6 @@
-// StateOptions: the state-store and ban settings of the configuration (keys state, state-file,
-// state-max-entries, redis-timeout, ban-*, allow-networks, provider-suffixes, on-store-error)
-// and their loader.
+// StateOptions: the state-store, ban and ledger settings of the configuration (keys state,
+// state-file, state-max-entries, redis-timeout, ban-*, allow-networks, provider-suffixes,
+// on-store-error, ledger*) and their loader.
 // Who calls it: lib/config.cpp (loading), StateRuntime (building the store and the engine).
 // Thread-safety: plain values.
 #pragma once
@@ -18,6 +18,16 @@
 
 namespace mxguard::state {
 
+// The ledger of mail we sent (mxguard/state/ledger.h).
+struct LedgerOptions {
+  bool enabled = true;
+  std::chrono::seconds lifetime{std::chrono::hours(24 * 14)};
+  std::size_t max_entries = 2'000'000;           // memory ledger only
+  std::string file = "/var/lib/mxguard/ledger";  // memory ledger only; empty: not saved
+  std::string key_file = "/var/lib/mxguard/ledger.key";
+  bool operator==(const LedgerOptions&) const = default;
+};
+
 struct StateOptions {
   std::string state = "memory";  // "memory" or a redis:// URL, as given
   std::optional<RedisUrl> redis{};
@@ -27,8 +37,10 @@ struct StateOptions {
   BanSettings bans{};
   // What a check does when the store cannot answer (on-store-error).
   FailureAction on_error = FailureAction::Accept;
+  LedgerOptions ledger{};
 
-  // Whether a reload with `o` can keep the store built for *this (only ban settings differ).
+  // Whether a reload with `o` can keep the store built for *this (ban or ledger settings may
+  // differ: the ledger is rebuilt on its own).
   bool same_store(const StateOptions& o) const {
     return state == o.state && state_file == o.state_file && max_entries == o.max_entries &&
            redis_timeout == o.redis_timeout;

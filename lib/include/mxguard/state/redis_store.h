@@ -6,6 +6,8 @@
 // fallback), the outage is logged once, and one caller at a time probes Redis again after a
 // growing backoff; the recovery is logged too. While Redis is up, a key Redis does not have is
 // still looked up in the fallback, so bans issued during an outage stay in force locally.
+// get_confirmed() alone does not take a miss of the fallback for an answer: the ledger must not
+// conclude "we never sent that" during an outage.
 // Who calls it: milter/main through make_store(); tests; the benchmark.
 // Thread-safety: all members may be called concurrently.
 #pragma once
@@ -57,6 +59,7 @@ class RedisStore final : public StateStore {
 
   std::string describe() const override { return options_.url.to_string(); }
   StoreResult<std::optional<std::string>> get(std::string_view key) override;
+  StoreResult<std::optional<std::string>> get_confirmed(std::string_view key) override;
   StoreResult<Done> put(std::string_view key, std::string_view value, Ttl ttl) override;
   StoreResult<bool> set_if_absent(std::string_view key, std::string_view value, Ttl ttl) override;
   StoreResult<std::int64_t> incr_with_window(std::string_view key, Ttl window) override;

@@ -79,6 +79,12 @@ class StateStore {
   virtual std::string describe() const = 0;
 
   virtual StoreResult<std::optional<std::string>> get(std::string_view key) = 0;
+  // As get(), for lookups where a miss is taken as proof (the ledger: "we did not send that"):
+  // a miss is answered only by the backend of record. While a shared backend is away, a key
+  // its local fallback holds is still found, but one it lacks is Unavailable, not absent.
+  virtual StoreResult<std::optional<std::string>> get_confirmed(std::string_view key) {
+    return get(key);
+  }
   // Sets the value and replaces any expiry with ttl (zero: none).
   virtual StoreResult<Done> put(std::string_view key, std::string_view value, Ttl ttl) = 0;
   // Sets the value only if the key is absent; true when this call set it. Used so that of two
