@@ -77,7 +77,7 @@ TEST_CASE("state and ban options: values, units and defaults", "[state][config]"
 }
 
 TEST_CASE("ledger options: values, units and defaults", "[state][config][ledger]") {
-  auto def = load_config(CommandLine{});
+  auto def = test::load_hermetic({});
   REQUIRE(def);
   const state::LedgerOptions& d = (*def)->state.ledger;
   CHECK(d.enabled);
@@ -89,7 +89,7 @@ TEST_CASE("ledger options: values, units and defaults", "[state][config][ledger]
   auto path = write_file("ledger.conf",
                          "ledger = no\nledger-lifetime = 7d\nledger-max-entries = 500000\n"
                          "ledger-file = /srv/mx/ledger\nledger-key-file = /srv/mx/ledger.key\n");
-  auto cfg = load_config(CommandLine{{"-c", path}});
+  auto cfg = test::load_hermetic({"-c", path});
   REQUIRE(cfg);
   const state::LedgerOptions& l = (*cfg)->state.ledger;
   CHECK_FALSE(l.enabled);
@@ -97,7 +97,7 @@ TEST_CASE("ledger options: values, units and defaults", "[state][config][ledger]
   CHECK(l.max_entries == 500'000u);
   CHECK(l.file == "/srv/mx/ledger");
   CHECK(l.key_file == "/srv/mx/ledger.key");
-  auto bare = load_config(CommandLine{{"--ledger-lifetime", "7200", "--ledger-file", ""}});
+  auto bare = test::load_hermetic({"--ledger-lifetime", "7200", "--ledger-file", ""});
   REQUIRE(bare);
   CHECK((*bare)->state.ledger.lifetime == 2h);  // a bare lifetime is in seconds
   CHECK((*bare)->state.ledger.file.empty());    // not saved
