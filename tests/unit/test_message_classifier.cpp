@@ -140,3 +140,52 @@ TEST_CASE("a rule table with a result that is not a class fails at load, naming 
   CHECK_FALSE(missing);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("encoded words are decoded to UTF-8 whatever their charset", "[message][mime]") {
+  struct Row {
+    const char* encoded;
+    const char* utf8;
+  };
+  const Row rows[] = {
+      {"=?iso-8859-1?q?R=E9ponse_automatique?=", "Réponse automatique"},
+      {"=?ISO-8859-1?Q?Abwesenheitsnotiz:_B=FCro?=", "Abwesenheitsnotiz: Büro"},
+      {"=?iso-8859-2?q?Odpowied=BC_automatyczna?=", "Odpowiedź automatyczna"},
+      {"=?koi8-r?b?4dfUz8/U18XU?=", "Автоответ"},
+      {"=?windows-1251?b?wOLy7u7y4uXy?=", "Автоответ"},
+      {"=?iso-2022-jp?b?GyRCPCtGMDF+RXobKEI=?=", "自動応答"},
+      {"=?gb2312?b?19S2r7vYuLQ=?=", "自动回复"},
+      {"=?big5?b?ptuwyqZewtA=?=", "自動回覆"},
+      {"=?utf-8*en?q?Automatic_reply?=", "Automatic reply"},
+      // A character split over two words of one charset is joined before conversion.
+      {"=?utf-8?b?6Ieq5Q==?= =?utf-8?b?i5Xlvw==?=\n =?utf-8?b?nOetlA==?=", "自動応答"},
+      {"=?koi8-r?b?4dfUzw==?= =?koi8-r?b?z9TXxdQ=?= (x)", "Автоответ (x)"},
+      // White space between an encoded word and plain text stays.
+      {"=?iso-8859-1?q?R=E9ponse?= automatique", "Réponse automatique"},
+      // Unknown charsets keep their bytes; broken words stay as they are.
+      {"=?x-no-such-charset?q?caf=E9?=", "caf\xE9"},
+      {"=?utf//TRANSLIT?q?a?=", "a"},
+      {"=?iso-8859-1?x?abc?=", "=?iso-8859-1?x?abc?="},
+  };
+  for (const Row& r : rows) {
+    INFO(r.encoded);
+    CHECK(decode_words(r.encoded) == r.utf8);
+  }
+}
+
+TEST_CASE("text is converted to UTF-8 within its limit, bad bytes replaced", "[message][mime]") {
+  CHECK(to_utf8("caf\xE9", "ISO-8859-1", 100) == "café");
+  CHECK(to_utf8("caf\xE9", "\"iso-8859-1\"", 100) == "café");
+  CHECK(to_utf8("caf\xE9", "iso-8859-1", 4) == "caf");  // é would not fit whole
+  CHECK(to_utf8("plain", "iso-2022-jp", 100) == "plain");
+  CHECK(to_utf8("\x1b$B<+F0\x31~Ez\x1b(B", "ISO-2022-JP", 100) == "自動応答");
+  CHECK(to_utf8("a\xFF\xFE"
+                "b",
+                "utf-8", 100) ==
+        "a\xFF\xFE"
+        "b");                                              // UTF-8 is not checked
+  CHECK(to_utf8("\xA4\xA2\xFF", "euc-jp", 100) == "あ?");  // a byte EUC-JP refuses
+  CHECK(to_utf8("\xD7\xD4\xB6", "gb2312", 100) == "自");   // a cut character ends it
+  std::string big(100000, '\xE9');
+  CHECK(to_utf8(big, "windows-1252", 1000).size() <= 1000);
+  CHECK(to_utf8(big, "koi8-r", 1000).size() <= 1000);
+}
