@@ -189,3 +189,135 @@ TEST_CASE("text is converted to UTF-8 within its limit, bad bytes replaced", "[m
   CHECK(to_utf8(big, "windows-1252", 1000).size() <= 1000);
   CHECK(to_utf8(big, "koi8-r", 1000).size() <= 1000);
 }
+
+namespace {
+
+// Rule tables written for a test, in a temporary directory removed afterwards.
+class TestRules {
+ public:
+  TestRules() : dir_(std::filesystem::temp_directory_path() / "mxguard-classifier-rules") {
+    std::filesystem::create_directories(dir_);
+    write("bounce-subjects.regexp",
+          "/^Automatic reply/ autoreply\n/^Out of office/ autoreply weak\n"
+          "/^Undeliverable:/ bounce\n/^Please confirm/ challenge\n");
+    write("autoreply.regexp",
+          "/^Precedence: *(junk|bulk)/ autoreply weak\n/^List-(Id|Unsubscribe): / ordinary\n"
+          "/^X-Autoreply: *yes/ autoreply\n");
+    write("bounce-body.regexp",
+          "/^This is an automatic reply/ autoreply\n/^I am out of the office/ autoreply weak\n"
+          "/^Delivery to .* failed/ bounce\n/^This is a person writing/ ordinary\n");
+    write("bounce-senders.regexp", "/^noreply@/ autoreply weak\n/^confirm@/ challenge\n");
+    auto r = load_rules(dir_.string(), true);
+    if (!r) throw std::runtime_error(r.error().to_string());
+    rules_ = std::move(r).value();
+  }
+  ~TestRules() { std::filesystem::remove_all(dir_); }
+  const Rules& rules() const { return rules_; }
+
+ private:
+  void write(const char* name, const char* text) { std::ofstream(dir_ / name) << text; }
+  std::filesystem::path dir_;
+  Rules rules_;
+};
+
+std::string compose(const std::string& sender, const std::string& subject,
+                    const std::string& headers, const std::string& body) {
+  return "Return-Path: <" + sender + ">\nFrom: " + (sender.empty() ? "x@remote.test" : sender) +
+         "\nTo: alice@example.com\nSubject: " + subject + "\n" + headers + "\n" + body + "\n";
+}
+
+}  // namespace
+
+TEST_CASE(
+    "weak matches count only beside a strong sign; lists and auto-generated mail are not "
+    "automatic replies",
+    "[message][classifier]") {
+  TestRules t;
+  struct Row {
+    const char* what;
+    const char* sender;
+    const char* subject;
+    const char* headers;
+    const char* body;
+    MessageClass cls;
+  };
+  const Row rows[] = {
+      {"strong subject, weak body", "dirk@remote.test", "Automatic reply: Lunch", "",
+       "I am out of the office until Monday.", MessageClass::Autoreply},
+      {"weak subject, weak body: a person may write both", "dirk@remote.test", "Out of office", "",
+       "I am out of the office until Monday.", MessageClass::Ordinary},
+      {"weak subject, strong body", "dirk@remote.test", "Out of office", "",
+       "This is an automatic reply.", MessageClass::Autoreply},
+      {"a strong phrase after a weak one", "dirk@remote.test", "Out of office", "",
+       "I am out of the office until Monday.\nThis is an automatic reply.",
+       MessageClass::Autoreply},
+      {"strong subject, a weak header", "dirk@remote.test", "Automatic reply: Lunch",
+       "Precedence: junk\n", "See you.", MessageClass::Autoreply},
+      {"weak subject, a weak header", "dirk@remote.test", "Out of office", "Precedence: bulk\n",
+       "See you.", MessageClass::Ordinary},
+      {"strong subject, a weak sender", "noreply@remote.test", "Automatic reply: Lunch", "",
+       "See you.", MessageClass::Autoreply},
+      {"a weak header alone", "dirk@remote.test", "Lunch", "Precedence: junk\n",
+       "I am out of the office until Monday.", MessageClass::Ordinary},
+      {"weak subject from the null sender", "", "Out of office", "", "See you.",
+       MessageClass::Autoreply},
+      {"strong subject, strong body", "dirk@remote.test", "Automatic reply: Lunch", "",
+       "This is an automatic reply.", MessageClass::Autoreply},
+      {"a reply to an autoreply", "dirk@remote.test", "Re: Automatic reply: Lunch", "",
+       "> This is an automatic reply.\nThanks, noted.", MessageClass::Ordinary},
+      {"a list relays a member's autoreply", "list-bounces@lists.test", "Automatic reply: Lunch",
+       "X-Autoreply: yes\nList-Id: <team.lists.test>\n", "This is an automatic reply.",
+       MessageClass::Ordinary},
+      {"list headers do not hide a bounce from the null sender", "", "Undeliverable: Lunch",
+       "List-Unsubscribe: <mailto:u@lists.test>\n", "Delivery to bob@remote.test failed.",
+       MessageClass::Bounce},
+      {"auto-generated: a notification, not a reply", "ci@build.test", "Automatic reply: Lunch",
+       "Auto-Submitted: auto-generated\n", "This is an automatic reply.", MessageClass::Ordinary},
+      {"auto-generated from the null sender, an autoreply subject", "", "Out of office",
+       "Auto-Submitted: auto-generated\n", "See you.", MessageClass::Ordinary},
+      {"auto-generated bounces stay bounces", "", "Undeliverable: Lunch",
+       "Auto-Submitted: auto-generated (failure)\n", "See you.", MessageClass::Bounce},
+      {"auto-replied from a real sender", "dirk@remote.test", "Lunch",
+       "Auto-Submitted: auto-replied\n", "See you.", MessageClass::Autoreply},
+      {"an ordinary phrase ends the body evidence", "dirk@remote.test", "Automatic reply: Lunch",
+       "", "This is a person writing.\nThis is an automatic reply.", MessageClass::Ordinary},
+      {"a challenge sender", "confirm@cr.test", "Please confirm your message", "", "Click.",
+       MessageClass::Challenge},
+  };
+  for (const Row& r : rows) {
+    INFO(r.what);
+    auto msg = MessageReader::from_text(compose(r.sender, r.subject, r.headers, r.body));
+    Classification c = classify(msg, Envelope{r.sender}, t.rules());
+    INFO("got " << to_string(c.cls) << " (" << c.reason << ")");
+    CHECK(c.cls == r.cls);
+    // The end-of-headers view never calls a message ordinary that the body makes automatic.
+    HeaderAssessment a = assess_headers(msg, Envelope{r.sender}, t.rules());
+    if (a.headers_suffice) CHECK(c.cls == MessageClass::Ordinary);
+  }
+  CHECK(is_bounce_sender("confirm@cr.test", t.rules()));
+  CHECK_FALSE(is_bounce_sender("noreply@remote.test", t.rules()));  // a weak match: a hint only
+}
+
+TEST_CASE("a DSN from a challenge-response sender is a challenge", "[message][classifier]") {
+  TestRules t;
+  const std::string dsn =
+      "Return-Path: <confirm@cr.test>\nFrom: confirm@cr.test\nTo: alice@example.com\n"
+      "Subject: Re: Lunch\nContent-Type: multipart/report; report-type=delivery-status; "
+      "boundary=b\n\n--b\nContent-Type: text/plain\n\nHeld.\n--b\n"
+      "Content-Type: message/delivery-status\n\nReporting-MTA: dns; cr.test\n\n"
+      "Final-Recipient: rfc822; bob@cr.test\nAction: failed\nStatus: 4.7.0\n--b--\n";
+  auto msg = MessageReader::from_text(dsn);
+  Classification c = classify(msg, Envelope{"confirm@cr.test"}, t.rules());
+  CHECK(c.cls == MessageClass::Challenge);
+  CHECK(c.reason == "sender");
+  CHECK(c.dsn.size() == 1);
+  CHECK(assess_headers(msg, Envelope{"confirm@cr.test"}, t.rules()).cls == MessageClass::Challenge);
+}
+
+TEST_CASE("a rule result is a class word, optionally followed by 'weak'", "[message][classifier]") {
+  CHECK_FALSE(validate_class_result("autoreply"));
+  CHECK_FALSE(validate_class_result("autoreply weak"));
+  CHECK_FALSE(validate_class_result("bounce  WEAK"));
+  CHECK(validate_class_result("autoreply strong"));
+  CHECK(validate_class_result("REJECT"));
+}
