@@ -321,3 +321,79 @@ TEST_CASE("a rule result is a class word, optionally followed by 'weak'", "[mess
   CHECK(validate_class_result("autoreply strong"));
   CHECK(validate_class_result("REJECT"));
 }
+
+TEST_CASE("wider formats: the sign that recognises each notice", "[message][classifier]") {
+  struct Row {
+    const char* file;
+    MessageClass cls;
+    const char* reason;
+  };
+  const Row rows[] = {
+      // Autoreplies without Auto-Submitted, subjects RFC 2047-encoded in their own charsets.
+      {"autoreply-de-abwesenheitsnotiz.eml", MessageClass::Autoreply, "subject"},  // ISO-8859-1
+      {"autoreply-fr-reponse-automatique.eml", MessageClass::Autoreply, "subject"},
+      {"autoreply-es-respuesta-automatica.eml", MessageClass::Autoreply, "subject"},  // UTF-8
+      {"autoreply-it-risposta-automatica.eml", MessageClass::Autoreply, "subject"},   // + junk
+      {"autoreply-pt-resposta-automatica.eml", MessageClass::Autoreply, "subject"},
+      {"autoreply-nl-automatisch-antwoord.eml", MessageClass::Autoreply, "subject"},
+      {"autoreply-pl-odpowiedz-automatyczna.eml", MessageClass::Autoreply, "subject"},  // 8859-2
+      {"autoreply-ru-avtootvet.eml", MessageClass::Autoreply, "subject"},               // KOI8-R
+      {"autoreply-ja-jidou-outou.eml", MessageClass::Autoreply, "subject"},   // ISO-2022-JP
+      {"autoreply-zh-zidong-huifu.eml", MessageClass::Autoreply, "subject"},  // GB2312
+      {"autoreply-lotus-auto-out-of-office.eml", MessageClass::Autoreply, "subject"},
+      {"autoreply-null-sender-thanks.eml", MessageClass::Autoreply, "subject"},
+      {"autoreply-noreply-helpdesk.eml", MessageClass::Autoreply, "subject"},
+      // Challenge-response.
+      {"challenge-boxbe-style.eml", MessageClass::Challenge, "body"},
+      {"challenge-bluebottle-style.eml", MessageClass::Challenge, "header X-Bluebottle-Request"},
+      {"challenge-spamfilter-human.eml", MessageClass::Challenge, "body"},
+      // Content filters and virus scanners known by a header or their wording.
+      {"virus-content-filter-notice.eml", MessageClass::VirusNotice,
+       "header X-Content-Filter-Notice"},
+      {"virus-mailscanner-warning.eml", MessageClass::VirusNotice, "subject"},
+      // Groupware, webmail and ISP notices.
+      {"bounce-groupwise-status.eml", MessageClass::Bounce, "subject"},
+      {"bounce-webmail-delivery-problem.eml", MessageClass::Bounce, "subject"},
+      {"bounce-exchange-ndr-header.eml", MessageClass::Bounce,
+       "header X-MS-Exchange-Message-Is-Ndr"},
+      {"bounce-de-unzustellbar.eml", MessageClass::Bounce, "subject"},
+      {"bounce-zh-xitong-tuixin.eml", MessageClass::Bounce, "subject"},
+      {"mdn-groupwise-opened.eml", MessageClass::Mdn, "subject"},
+  };
+  for (const Row& r : rows) {
+    INFO(r.file);
+    Classification c = classify_file(r.file);
+    CHECK(to_string(c.cls) == to_string(r.cls));
+    CHECK(c.reason == r.reason);
+  }
+  // The German bounce quotes the original in its text, in ISO-8859-1.
+  CHECK(classify_file("bounce-de-unzustellbar.eml").original.message_id == "<de-4471@example.com>");
+}
+
+TEST_CASE("mail that only looks automatic stays ordinary", "[message][classifier]") {
+  for (const char* file : {
+           "ordinary-reply-to-out-of-office.eml",  // "Re: Automatic reply: ..."
+           "ordinary-aw-abwesenheitsnotiz.eml",    // "AW: Abwesenheitsnotiz: ..."
+           "ordinary-person-out-of-office.eml",    // weak subject, weak phrase
+           "ordinary-ja-fuzai-oshirase.eml",       // the same in Japanese
+           "ordinary-list-relayed-autoreply.eml",  // a list relays a member's autoreply
+           "ordinary-list-reply-out-of-office.eml",
+           "ordinary-tracker-auto-generated.eml",  // Auto-Submitted: auto-generated
+           "ordinary-ci-build-failed.eml",
+           "ordinary-contact-form-thanks.eml",  // noreply@, Precedence: bulk, weak words only
+           "ordinary-signup-confirm.eml",       // a sign-up confirmation is no challenge
+           "ordinary-scanned-clean.eml",        // X-Virus-Scanned, X-Virus-Status: Clean
+           "ordinary-vacation-deals.eml",
+       }) {
+    INFO(file);
+    Classification c = classify_file(file);
+    INFO("got " << to_string(c.cls) << " (" << c.reason << ")");
+    CHECK(c.cls == MessageClass::Ordinary);
+  }
+  // List mail is settled at the end of headers: its body is not read.
+  auto msg =
+      MessageReader::from_text(read_file(corpus_dir() + "/ordinary-list-relayed-autoreply.eml"));
+  HeaderAssessment a = assess_headers(msg, envelope_of(msg), shipped_rules());
+  CHECK(a.cls == MessageClass::Ordinary);
+  CHECK(a.headers_suffice);
+}
