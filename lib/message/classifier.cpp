@@ -214,7 +214,9 @@ Evidence header_evidence(const MessageReader& msg, const Envelope& env, const Ru
     }
   }
   // Subjects are short; a longer value is cut before decoding (the table sees kMaxHeaderKey).
-  std::string subject = decode_words(msg.header("Subject").substr(0, 4 * kMaxHeaderKey));
+  std::string subject = msg.header("Subject");
+  if (subject.size() > 4 * kMaxHeaderKey) subject.resize(4 * kMaxHeaderKey);
+  subject = decode_words(subject);
   if (subject.size() > kMaxHeaderKey) subject.resize(kMaxHeaderKey);
   if (auto hit = table_hit(rules.subjects, subject); hit && hit->cls != MessageClass::Ordinary)
     ev.subject = hit;

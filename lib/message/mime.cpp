@@ -309,35 +309,36 @@ std::string through_iconv(std::string_view text, const std::string& name, std::s
 
 }  // namespace
 
-std::string to_utf8(std::string_view text, std::string_view charset, std::size_t limit) {
-  // Four bytes of any charset give at least one byte of UTF-8 (shift sequences aside).
-  if (limit < text.size() / 4) text = text.substr(0, limit * 4);
+std::string to_utf8(std::string text, std::string_view charset, std::size_t limit) {
   const std::string name = charset_name(charset);
   if (name.empty() || name == "utf-8" || name == "utf8" || name == "us-ascii" || name == "ascii" ||
-      name == "unknown-8bit" || name == "x-unknown")
-    return std::string(text.substr(0, limit));
-  if (ascii_compatible(name) &&
-      std::none_of(text.begin(), text.end(), [](char c) { return (c & 0x80) != 0; }))
-    return std::string(text.substr(0, limit));
-  if (is_latin1(name)) {
-    std::string out;
-    out.reserve(std::min(limit, text.size() * 2));
-    for (char c : text) {
-      if (out.size() + 2 > limit) break;
-      auto b = static_cast<unsigned char>(c);
-      if (b < 0x80) {
-        out.push_back(c);
-      } else {
-        out.push_back(static_cast<char>(0xC0 | (b >> 6)));
-        out.push_back(static_cast<char>(0x80 | (b & 0x3F)));
-      }
-    }
-    return out;
+      name == "unknown-8bit" || name == "x-unknown" ||
+      (ascii_compatible(name) &&
+       std::none_of(text.begin(), text.end(), [](char c) { return (c & 0x80) != 0; }))) {
+    if (text.size() > limit) text.resize(limit);
+    return text;
   }
-  return through_iconv(text, name, limit);
+  // Four bytes of any charset give at least one byte of UTF-8 (shift sequences aside).
+  std::string_view in = text;
+  if (limit < in.size() / 4) in = in.substr(0, limit * 4);
+  if (!is_latin1(name)) return through_iconv(in, name, limit);
+  std::string out;
+  out.reserve(std::min(limit, in.size() * 2));
+  for (char c : in) {
+    if (out.size() + 2 > limit) break;
+    auto b = static_cast<unsigned char>(c);
+    if (b < 0x80) {
+      out.push_back(c);
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (b >> 6)));
+      out.push_back(static_cast<char>(0x80 | (b & 0x3F)));
+    }
+  }
+  return out;
 }
 
 std::string decode_words(std::string_view value) {
+  if (value.find("=?") == std::string_view::npos) return std::string(value);
   std::string out;
   out.reserve(value.size());
   // Adjacent words of one charset are converted together: mailers split a multi-byte
@@ -348,7 +349,7 @@ std::string decode_words(std::string_view value) {
   bool after_word = false;
   auto flush = [&]() {
     if (run.empty()) return;
-    out += to_utf8(run, run_charset, kMaxWordsOutput);
+    out += to_utf8(std::move(run), run_charset, kMaxWordsOutput);
     run.clear();
   };
   std::size_t i = 0;
@@ -392,14 +393,16 @@ std::string decode_words(std::string_view value) {
         continue;
       }
     }
-    if (after_word && is_ascii_space(value[i])) {
-      space.push_back(value[i++]);
-      continue;
+    if (after_word) {
+      if (is_ascii_space(value[i])) {
+        space.push_back(value[i++]);
+        continue;
+      }
+      flush();
+      out += space;
+      space.clear();
+      after_word = false;
     }
-    flush();
-    out += space;
-    space.clear();
-    after_word = false;
     out.push_back(value[i++]);
   }
   flush();

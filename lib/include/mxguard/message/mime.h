@@ -50,7 +50,7 @@ std::string decode_words(std::string_view value);
 // ISO-2022-JP, Shift_JIS, EUC-JP, GB2312/GBK/GB18030, Big5, ...). A byte the charset does
 // not allow becomes '?'; a charset iconv does not know leaves the bytes as they are. The
 // rule tables are written in UTF-8, so a subject in any of these matches the same pattern.
-std::string to_utf8(std::string_view text, std::string_view charset, std::size_t limit);
+std::string to_utf8(std::string text, std::string_view charset, std::size_t limit);
 
 // The msg-id "<left@right>" in a Message-ID value (first one), or empty.
 std::string extract_msg_id(std::string_view value);
