@@ -6,7 +6,7 @@
 #include <cctype>
 #include <cerrno>
 #include <map>
-#include <memory>
+#include <vector>
 
 #include "mxguard/text.h"
 
@@ -21,6 +21,8 @@ constexpr int kMaxContinuation = 100;
 constexpr std::size_t kMaxCharsetName = 64;
 // What the encoded words of one field may decode to.
 constexpr std::size_t kMaxWordsOutput = 64 * 1024;
+// Charsets one thread converts from (iconv descriptors it keeps open).
+constexpr std::size_t kMaxCharsetsPerThread = 8;
 
 // The first CR or LF (find_first_of with a set calls memchr once per character).
 std::size_t find_crlf(std::string_view s) {
@@ -267,14 +269,46 @@ bool is_latin1(std::string_view name) {
          name == "l1" || name == "iso-ir-100" || name == "cp819";
 }
 
-struct IconvClose {
-  void operator()(void* cd) const { iconv_close(static_cast<iconv_t>(cd)); }
+const iconv_t kNoIconv = reinterpret_cast<iconv_t>(-1);
+
+// iconv descriptors by charset, kept for the thread's life. Opening the first descriptor of a
+// charset loads its gconv module and closing the last unloads it (about 100 us each way), so a
+// subject whose words alternate between charsets would pay that for every word. A thread
+// converts from at most kMaxCharsetsPerThread charsets; text in any other keeps its bytes.
+class IconvCache {
+ public:
+  IconvCache() = default;
+  IconvCache(const IconvCache&) = delete;
+  IconvCache& operator=(const IconvCache&) = delete;
+  ~IconvCache() {
+    for (const Entry& e : entries_)
+      iconv_close(e.cd);
+  }
+  // The descriptor for `name` in its initial shift state, or kNoIconv.
+  iconv_t get(const std::string& name) {
+    for (const Entry& e : entries_) {
+      if (e.name != name) continue;
+      iconv(e.cd, nullptr, nullptr, nullptr, nullptr);
+      return e.cd;
+    }
+    if (entries_.size() >= kMaxCharsetsPerThread) return kNoIconv;
+    iconv_t cd = iconv_open("UTF-8", name.c_str());  // an unknown name costs no module load
+    if (cd != kNoIconv) entries_.push_back(Entry{name, cd});
+    return cd;
+  }
+
+ private:
+  struct Entry {
+    std::string name;
+    iconv_t cd;
+  };
+  std::vector<Entry> entries_;
 };
 
 std::string through_iconv(std::string_view text, const std::string& name, std::size_t limit) {
-  iconv_t cd = iconv_open("UTF-8", name.c_str());
-  if (cd == reinterpret_cast<iconv_t>(-1)) return std::string(text.substr(0, limit));
-  std::unique_ptr<void, IconvClose> guard(cd);
+  thread_local IconvCache cache;
+  iconv_t cd = cache.get(name);
+  if (cd == kNoIconv) return std::string(text.substr(0, limit));
   std::string out;
   out.reserve(std::min(limit, text.size() + text.size() / 2));
   char* in = const_cast<char*>(text.data());  // iconv(3) does not write through it

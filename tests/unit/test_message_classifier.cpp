@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "message_corpus.h"
 
@@ -188,6 +190,26 @@ TEST_CASE("text is converted to UTF-8 within its limit, bad bytes replaced", "[m
   std::string big(100000, '\xE9');
   CHECK(to_utf8(big, "windows-1252", 1000).size() <= 1000);
   CHECK(to_utf8(big, "koi8-r", 1000).size() <= 1000);
+}
+
+TEST_CASE("a thread converts from at most eight charsets", "[message][mime]") {
+  // A subject whose words alternate among many charsets would otherwise load and unload a
+  // gconv module for each word. A new thread starts with no descriptors open.
+  const char* charsets[] = {"iso-8859-2", "iso-8859-5", "koi8-r",     "koi8-u",    "windows-1250",
+                            "cp1251",     "cp1253",     "iso-8859-7", "iso-8859-9"};
+  std::vector<std::string> got;
+  std::thread t([&] {
+    CHECK(to_utf8("\xE9", "x-no-such-charset", 10) == "\xE9");  // unknown: no descriptor kept
+    for (const char* c : charsets)
+      got.push_back(to_utf8("a\xE9", c, 10));
+  });
+  t.join();
+  REQUIRE(got.size() == 9);
+  for (std::size_t i = 0; i < 8; ++i) {
+    INFO(charsets[i]);
+    CHECK(got[i].size() > 2);  // converted: a two- or three-byte UTF-8 character
+  }
+  CHECK(got[8] == "a\xE9");  // the ninth keeps its bytes
 }
 
 namespace {

@@ -48,8 +48,9 @@ std::string decode_words(std::string_view value);
 // most `limit` bytes. UTF-8, US-ASCII and a missing charset are kept as they are; ISO-8859-1 is
 // mapped here; other charsets go through iconv(3) (ISO-8859-*, windows-125*, KOI8-R,
 // ISO-2022-JP, Shift_JIS, EUC-JP, GB2312/GBK/GB18030, Big5, ...). A byte the charset does
-// not allow becomes '?'; a charset iconv does not know leaves the bytes as they are. The
-// rule tables are written in UTF-8, so a subject in any of these matches the same pattern.
+// not allow becomes '?'; a charset iconv does not know leaves the bytes as they are, and so
+// does a ninth charset in one thread (descriptors are kept open per thread, at most eight).
+// The rule tables are written in UTF-8, so a subject in any of these matches one pattern.
 std::string to_utf8(std::string text, std::string_view charset, std::size_t limit);
 
 // The msg-id "<left@right>" in a Message-ID value (first one), or empty.
