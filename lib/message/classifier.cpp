@@ -67,14 +67,39 @@ std::string_view first_word(std::string_view s) {
   return s.substr(0, end);
 }
 
+// What a table says of a key: the class, and whether the match is only a hint ("CLASS weak").
+struct Hit {
+  MessageClass cls = MessageClass::Ordinary;
+  bool weak = false;
+};
+
+std::string_view second_word(std::string_view s) {
+  std::string_view first = first_word(s);
+  std::size_t at = s.find(first) + first.size();
+  return first_word(s.substr(at));
+}
+
 // A table lookup whose result is a class word. "ordinary" comes back as Ordinary, which the
 // callers read as "stop: known not to be automatic".
-std::optional<MessageClass> table_class(const std::shared_ptr<const tables::Table>& t,
-                                        std::string_view key) {
+std::optional<Hit> table_hit(const std::shared_ptr<const tables::Table>& t, std::string_view key) {
   if (!t) return std::nullopt;
   auto r = t->find(key);
   if (!r) return std::nullopt;
-  return parse_class_word(first_word(*r));
+  auto c = parse_class_word(first_word(*r));
+  if (!c) return std::nullopt;
+  return Hit{*c, iequals(second_word(*r), "weak")};
+}
+
+constexpr unsigned bit(MessageClass c) {
+  return 1u << static_cast<unsigned>(c);
+}
+
+// The senders table's answer for an address, the built-in bounce senders first.
+std::optional<Hit> sender_hit(std::string_view sender, const Rules& rules) {
+  if (sender.empty()) return Hit{MessageClass::Bounce, false};
+  std::string local = ascii_lowercase(local_part(sender));
+  if (local == "mailer-daemon" || local == "postmaster") return Hit{MessageClass::Bounce, false};
+  return table_hit(rules.senders, ascii_lowercase(sender));
 }
 
 // Fields that are on every message and never mark automatic mail: not worth a table lookup
@@ -131,12 +156,19 @@ struct Evidence {
   bool report_mdn = false;
   bool report_other = false;
   bool failed_recipients = false;
-  bool auto_submitted = false;
+  bool auto_replied = false;    // Auto-Submitted: auto-replied (RFC 3834 §5)
+  bool auto_generated = false;  // any other value but "no": a notification, not a reply
   std::optional<MessageClass> header_table;
   std::string header_reason;
-  std::optional<MessageClass> subject;
+  unsigned hints = 0;  // bit(class) of each weak header or sender match
+  // The first header the table calls "ordinary" (a mailing list's): no heuristic outweighs it.
+  std::string not_automatic;
+  std::optional<Hit> subject;
   bool bounce_sender = false;  // envelope sender
   bool from_bounce = false;    // From header
+  // The class a senders-table match gives the envelope sender or From other than bounce
+  // (challenge, virus): it names what a report from that sender is about.
+  std::optional<MessageClass> sender_class;
 };
 
 Evidence header_evidence(const MessageReader& msg, const Envelope& env, const Rules& rules) {
@@ -156,29 +188,51 @@ Evidence header_evidence(const MessageReader& msg, const Envelope& env, const Ru
   for (const auto& h : msg.headers()) {
     if (iequals(h.name, "X-Failed-Recipients")) ev.failed_recipients = true;
     if (iequals(h.name, "Auto-Submitted")) {
-      // RFC 3834 §5: "no" is the only value that means a human sent it.
+      // RFC 3834 §5: "no" is the only value that means a human sent it; only "auto-replied"
+      // says the message answers one (auto-generated, auto-notified: a notification).
       std::string v = first_token(h.value);
-      if (!v.empty() && v != "no") ev.auto_submitted = true;
+      if (v == "auto-replied") {
+        ev.auto_replied = true;
+      } else if (!v.empty() && v != "no") {
+        ev.auto_generated = true;
+      }
     }
-    if (rules.headers && !ev.header_table && !never_a_marker(h.name)) {
+    if (rules.headers && !never_a_marker(h.name)) {
       key.assign(h.name);
       key.append(": ");
       append_unfolded(key, h.value, kMaxHeaderKey);
-      if (auto c = table_class(rules.headers, key); c && *c != MessageClass::Ordinary) {
-        ev.header_table = c;
-        ev.header_reason = h.name;
+      if (auto hit = table_hit(rules.headers, key)) {
+        if (hit->cls == MessageClass::Ordinary) {
+          if (ev.not_automatic.empty()) ev.not_automatic = h.name;
+        } else if (hit->weak) {
+          ev.hints |= bit(hit->cls);
+        } else if (!ev.header_table) {
+          ev.header_table = hit->cls;
+          ev.header_reason = h.name;
+        }
       }
     }
   }
-  std::string subject = decode_words(msg.header("Subject"));
+  // Subjects are short; a longer value is cut before decoding (the table sees kMaxHeaderKey).
+  std::string subject = msg.header("Subject");
+  if (subject.size() > 4 * kMaxHeaderKey) subject.resize(4 * kMaxHeaderKey);
+  subject = decode_words(subject);
   if (subject.size() > kMaxHeaderKey) subject.resize(kMaxHeaderKey);
-  if (auto c = table_class(rules.subjects, subject); c && *c != MessageClass::Ordinary)
-    ev.subject = c;
-  ev.bounce_sender = is_bounce_sender(env.sender, rules);
+  if (auto hit = table_hit(rules.subjects, subject); hit && hit->cls != MessageClass::Ordinary)
+    ev.subject = hit;
+  auto note_sender = [&](std::string_view address, bool& bounce) {
+    auto hit = sender_hit(address, rules);
+    if (!hit || hit->cls == MessageClass::Ordinary) return;
+    if (hit->weak) {
+      ev.hints |= bit(hit->cls);
+      return;
+    }
+    bounce = true;
+    if (hit->cls != MessageClass::Bounce && !ev.sender_class) ev.sender_class = hit->cls;
+  };
+  note_sender(env.sender, ev.bounce_sender);
   std::string from = extract_address(msg.header("From"));
-  if (!from.empty()) {
-    ev.from_bounce = is_bounce_sender(from, rules);
-  }
+  if (!from.empty()) note_sender(from, ev.from_bounce);
   return ev;
 }
 
@@ -196,18 +250,47 @@ struct Candidate {
 // The decision from heuristics, for messages without a report structure. A subject or body
 // phrase alone does not make a bounce — ordinary mail may say "delivery failed" — it needs a
 // second sign: a bounce sender, an automatic-mail header, or the other phrase table agreeing.
-Candidate decide(const Evidence& ev, std::optional<MessageClass> body) {
+// A weak match ("CLASS weak": words people also write, such as "Out of office") counts only
+// beside a bounce sender, an automatic-mail header or a strong match; a weak header or sender
+// match (Precedence: junk, noreply@) supports a strong subject (or body phrase) of its class.
+Candidate decide(const Evidence& ev, std::optional<Hit> body) {
   Candidate c;
-  const bool automatic = ev.auto_submitted || ev.header_table.has_value();
   const bool bounceish = ev.bounce_sender || ev.from_bounce;
+  // A mailing list's header outweighs every heuristic unless a bounce sender sent the message:
+  // lists relay their members' autoreplies, and no list sends from the null sender.
+  if (!ev.not_automatic.empty() && !bounceish) return c;
+  const bool automatic =
+      bounceish || ev.auto_replied || ev.header_table.has_value() || ev.failed_recipients;
+  // Auto-Submitted: auto-generated says "a notification, not a reply" (trackers, CI,
+  // monitoring): the heuristics do not call it an autoreply.
+  auto allowed = [&](MessageClass k) {
+    return k != MessageClass::Autoreply || !ev.auto_generated || ev.auto_replied;
+  };
   if (ev.failed_recipients) c.offer(MessageClass::Bounce, "X-Failed-Recipients");
   if (ev.header_table) c.offer(*ev.header_table, "header " + ev.header_reason);
-  if (ev.subject && (bounceish || automatic || body || ev.failed_recipients))
-    c.offer(*ev.subject, "subject");
-  if (body && (bounceish || automatic || ev.subject || ev.failed_recipients))
-    c.offer(*body, "body");
-  if (ev.auto_submitted) c.offer(MessageClass::Autoreply, "Auto-Submitted");
+  if (ev.subject && allowed(ev.subject->cls)) {
+    const Hit& s = *ev.subject;
+    if (automatic || (body && !(body->weak && s.weak)) || (!s.weak && (ev.hints & bit(s.cls))))
+      c.offer(s.cls, "subject");
+  }
+  if (body && allowed(body->cls)) {
+    if (automatic || (ev.subject && !(ev.subject->weak && body->weak)) ||
+        (!body->weak && (ev.hints & bit(body->cls))))
+      c.offer(body->cls, "body");
+  }
+  if (ev.auto_replied) c.offer(MessageClass::Autoreply, "Auto-Submitted");
   return c;
+}
+
+// What a report (a DSN) is about when its sender, subject or a header says more than "bounce":
+// scanners (amavis) and challenge-response systems (Boxbe) send their notices as DSNs.
+std::optional<Candidate> report_about(const Evidence& ev) {
+  for (MessageClass k : {MessageClass::VirusNotice, MessageClass::Challenge}) {
+    if (ev.header_table == k) return Candidate{k, "header " + ev.header_reason};
+    if (ev.subject && ev.subject->cls == k) return Candidate{k, "subject"};
+    if (ev.sender_class == k) return Candidate{k, "sender"};
+  }
+  return std::nullopt;
 }
 
 // Text of the parts a reader sees, for the phrase table and the quoted-header scan. The
@@ -376,9 +459,13 @@ std::optional<MessageClass> parse_class_word(std::string_view word) {
 
 std::optional<std::string> validate_class_result(std::string_view result) {
   std::string_view w = first_word(result);
-  if (parse_class_word(w)) return std::nullopt;
-  return fmt::format(
-      "result '{}' is not a class word (bounce, autoreply, challenge, virus, mdn, ordinary)", w);
+  if (!parse_class_word(w))
+    return fmt::format(
+        "result '{}' is not a class word (bounce, autoreply, challenge, virus, mdn, ordinary)", w);
+  std::string_view second = second_word(result);
+  if (!second.empty() && !iequals(second, "weak"))
+    return fmt::format("'{}' after the class word: only 'weak' may follow it", second);
+  return std::nullopt;
 }
 
 Expected<Rules, tables::LoadError> load_rules(std::string_view dir, bool required) {
@@ -405,12 +492,8 @@ Expected<Rules, tables::LoadError> load_rules(std::string_view dir, bool require
 }
 
 bool is_bounce_sender(std::string_view sender, const Rules& rules) {
-  if (sender.empty()) return true;
-  std::string local = ascii_lowercase(local_part(sender));
-  if (local == "mailer-daemon" || local == "postmaster") return true;
-  if (auto c = table_class(rules.senders, ascii_lowercase(sender)))
-    return *c != MessageClass::Ordinary;
-  return false;
+  auto hit = sender_hit(sender, rules);
+  return hit && !hit->weak && hit->cls != MessageClass::Ordinary;
 }
 
 HeaderAssessment assess_headers(const MessageReader& msg, const Envelope& env, const Rules& rules) {
@@ -419,9 +502,9 @@ HeaderAssessment assess_headers(const MessageReader& msg, const Envelope& env, c
   if (ev.report_dsn) {
     a.cls = MessageClass::Dsn;
     a.reason = "report-type=delivery-status";
-    if (ev.subject == MessageClass::VirusNotice || ev.header_table == MessageClass::VirusNotice) {
-      a.cls = MessageClass::VirusNotice;
-      a.reason = "subject";
+    if (auto about = report_about(ev)) {
+      a.cls = about->cls;
+      a.reason = about->reason;
     }
     a.class_final = true;
     return a;
@@ -435,9 +518,11 @@ HeaderAssessment assess_headers(const MessageReader& msg, const Envelope& env, c
   Candidate c = decide(ev, std::nullopt);
   a.cls = c.cls;
   a.reason = c.reason;
-  a.class_final = ev.failed_recipients || ev.header_table || ev.auto_submitted;
-  a.headers_suffice = !ev.bounce_sender && !ev.from_bounce && !ev.report_other &&
-                      c.cls == MessageClass::Ordinary && !ev.subject;
+  a.class_final = ev.failed_recipients || ev.header_table || ev.auto_replied;
+  const bool bounceish = ev.bounce_sender || ev.from_bounce;
+  const bool list = !ev.not_automatic.empty();
+  a.headers_suffice =
+      !bounceish && !ev.report_other && c.cls == MessageClass::Ordinary && (!ev.subject || list);
   return a;
 }
 
@@ -456,43 +541,55 @@ Classification classify(const MessageReader& msg, const Envelope& env, const Rul
   // Decoded text of the first text parts, shared by the phrase table and the quote scan.
   std::vector<std::string> decoded;
   decoded.reserve(texts.size());
+  // Converted to UTF-8, as the tables are written: a Japanese autoreply in ISO-2022-JP or a
+  // Russian one in KOI8-R matches the same phrase as one in UTF-8.
   for (const Part* p : texts)
-    decoded.push_back(p->decoded_body(msg.max_body()));
+    decoded.push_back(
+        to_utf8(p->decoded_body(msg.max_body()), p->type.param("charset"), msg.max_body()));
 
   if (ev.report_dsn || dsn) {
     out.cls = MessageClass::Dsn;
     out.reason = ev.report_dsn ? "report-type=delivery-status" : "message/delivery-status part";
     if (dsn) parse_delivery_status(dsn->decoded_body(msg.max_body()), out);
-    // Scanners (amavis) send their notices as DSNs; the marker says what the report is about.
-    if (ev.subject == MessageClass::VirusNotice || ev.header_table == MessageClass::VirusNotice) {
-      out.cls = MessageClass::VirusNotice;
-      out.reason =
-          ev.header_table == MessageClass::VirusNotice ? "header " + ev.header_reason : "subject";
+    if (auto about = report_about(ev)) {
+      out.cls = about->cls;
+      out.reason = about->reason;
     }
   } else if (ev.report_mdn || mdn) {
     out.cls = MessageClass::Mdn;
     out.reason = ev.report_mdn ? "report-type=disposition-notification"
                                : "message/disposition-notification part";
   } else {
-    std::optional<MessageClass> body;
+    // The first strong phrase decides; a weak one is kept while the scan looks for a strong
+    // one. "ordinary" ends the scan: the text is known not to be automatic.
+    std::optional<Hit> body;
     if (rules.body) {
       std::size_t lines = 0;
       std::string key;
+      bool done = false;
       for (const auto& text : decoded) {
         LineCursor cur(text);
         std::string_view line;
-        while (lines < kMaxPhraseLines && !body && cur.next(line)) {
+        while (!done && lines < kMaxPhraseLines && cur.next(line)) {
           ++lines;
           while (!line.empty() &&
                  (line.front() == ' ' || line.front() == '\t' || line.front() == '>'))
             line.remove_prefix(1);
           if (line.empty()) continue;
           key.assign(line.substr(0, kMaxLineForTable));
-          if (auto c = table_class(rules.body, key)) {
-            if (*c == MessageClass::Ordinary) break;
-            body = c;
+          auto hit = table_hit(rules.body, key);
+          if (!hit) continue;
+          if (hit->cls == MessageClass::Ordinary) {
+            body.reset();
+            done = true;
+          } else if (!hit->weak) {
+            body = hit;
+            done = true;
+          } else if (!body) {
+            body = hit;
           }
         }
+        if (done) break;
       }
     }
     Candidate c = decide(ev, body);

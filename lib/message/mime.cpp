@@ -1,7 +1,12 @@
 #include "mxguard/message/mime.h"
 
+#include <iconv.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <map>
+#include <vector>
 
 #include "mxguard/text.h"
 
@@ -12,6 +17,12 @@ namespace {
 // Caps on what one field may produce; a Content-Type with 10,000 parameters is an attack.
 constexpr std::size_t kMaxParams = 64;
 constexpr int kMaxContinuation = 100;
+// A charset name longer than this is no charset (the longest registered ones have 45 bytes).
+constexpr std::size_t kMaxCharsetName = 64;
+// What the encoded words of one field may decode to.
+constexpr std::size_t kMaxWordsOutput = 64 * 1024;
+// Charsets one thread converts from (iconv descriptors it keeps open).
+constexpr std::size_t kMaxCharsetsPerThread = 8;
 
 // The first CR or LF (find_first_of with a set calls memchr once per character).
 std::size_t find_crlf(std::string_view s) {
@@ -250,26 +261,168 @@ std::string first_token(std::string_view value) {
   return ascii_lowercase(value.substr(start, i - start));
 }
 
+namespace {
+
+// The charset name of an encoded word or a charset parameter, lower-cased, without the RFC 2231
+// language ("utf-8*en") and quotes; empty when it is no name at all.
+std::string charset_name(std::string_view charset) {
+  charset = trim(charset);
+  if (charset.size() >= 2 && charset.front() == '"' && charset.back() == '"')
+    charset = charset.substr(1, charset.size() - 2);
+  charset = charset.substr(0, charset.find('*'));
+  if (charset.empty() || charset.size() > kMaxCharsetName) return {};
+  for (char c : charset)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+          c == ':'))
+      return {};
+  return ascii_lowercase(charset);
+}
+
+// Charsets whose ASCII bytes are ASCII: text without 8-bit bytes needs no conversion. The
+// 7-bit encodings (ISO-2022-*, UTF-7, HZ) write their letters with ASCII bytes.
+bool ascii_compatible(std::string_view name) {
+  return !(name.rfind("iso-2022", 0) == 0 || name.rfind("iso2022", 0) == 0 ||
+           name.rfind("utf-7", 0) == 0 || name.rfind("utf7", 0) == 0 || name.rfind("hz", 0) == 0 ||
+           name.rfind("utf-16", 0) == 0 || name.rfind("utf-32", 0) == 0 ||
+           name.rfind("ucs", 0) == 0);
+}
+
+bool is_latin1(std::string_view name) {
+  return name == "iso-8859-1" || name == "iso8859-1" || name == "iso_8859-1" || name == "latin1" ||
+         name == "l1" || name == "iso-ir-100" || name == "cp819";
+}
+
+const iconv_t kNoIconv = reinterpret_cast<iconv_t>(-1);
+
+// iconv descriptors by charset, kept for the thread's life. Opening the first descriptor of a
+// charset loads its gconv module and closing the last unloads it (about 100 us each way), so a
+// subject whose words alternate between charsets would pay that for every word. A thread
+// converts from at most kMaxCharsetsPerThread charsets; text in any other keeps its bytes.
+class IconvCache {
+ public:
+  IconvCache() = default;
+  IconvCache(const IconvCache&) = delete;
+  IconvCache& operator=(const IconvCache&) = delete;
+  ~IconvCache() {
+    for (const Entry& e : entries_)
+      iconv_close(e.cd);
+  }
+  // The descriptor for `name` in its initial shift state, or kNoIconv.
+  iconv_t get(const std::string& name) {
+    for (const Entry& e : entries_) {
+      if (e.name != name) continue;
+      iconv(e.cd, nullptr, nullptr, nullptr, nullptr);
+      return e.cd;
+    }
+    if (entries_.size() >= kMaxCharsetsPerThread) return kNoIconv;
+    iconv_t cd = iconv_open("UTF-8", name.c_str());  // an unknown name costs no module load
+    if (cd != kNoIconv) entries_.push_back(Entry{name, cd});
+    return cd;
+  }
+
+ private:
+  struct Entry {
+    std::string name;
+    iconv_t cd;
+  };
+  std::vector<Entry> entries_;
+};
+
+std::string through_iconv(std::string_view text, const std::string& name, std::size_t limit) {
+  thread_local IconvCache cache;
+  iconv_t cd = cache.get(name);
+  if (cd == kNoIconv) return std::string(text.substr(0, limit));
+  std::string out;
+  out.reserve(std::min(limit, text.size() + text.size() / 2));
+  char* in = const_cast<char*>(text.data());  // iconv(3) does not write through it
+  std::size_t in_left = text.size();
+  char buf[1024];
+  bool flushed = false;
+  while (out.size() < limit && !flushed) {
+    char* o = buf;
+    std::size_t o_left = sizeof buf;
+    std::size_t r;
+    if (in_left > 0) {
+      r = iconv(cd, &in, &in_left, &o, &o_left);
+    } else {
+      r = iconv(cd, nullptr, nullptr, &o, &o_left);  // back to the initial shift state
+      flushed = true;
+    }
+    const int err = errno;
+    out.append(buf, static_cast<std::size_t>(o - buf));
+    if (r != static_cast<std::size_t>(-1)) continue;
+    if (err == E2BIG && o != buf) continue;
+    if (err == EILSEQ && in_left > 0) {
+      out.push_back('?');  // a byte the charset does not allow: skipped, the rest still read
+      ++in;
+      --in_left;
+      continue;
+    }
+    break;  // EINVAL: a sequence cut off at the end
+  }
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+}  // namespace
+
+std::string to_utf8(std::string text, std::string_view charset, std::size_t limit) {
+  const std::string name = charset_name(charset);
+  if (name.empty() || name == "utf-8" || name == "utf8" || name == "us-ascii" || name == "ascii" ||
+      name == "unknown-8bit" || name == "x-unknown" ||
+      (ascii_compatible(name) &&
+       std::none_of(text.begin(), text.end(), [](char c) { return (c & 0x80) != 0; }))) {
+    if (text.size() > limit) text.resize(limit);
+    return text;
+  }
+  // Four bytes of any charset give at least one byte of UTF-8 (shift sequences aside).
+  std::string_view in = text;
+  if (limit < in.size() / 4) in = in.substr(0, limit * 4);
+  if (!is_latin1(name)) return through_iconv(in, name, limit);
+  std::string out;
+  out.reserve(std::min(limit, in.size() * 2));
+  for (char c : in) {
+    if (out.size() + 2 > limit) break;
+    auto b = static_cast<unsigned char>(c);
+    if (b < 0x80) {
+      out.push_back(c);
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (b >> 6)));
+      out.push_back(static_cast<char>(0x80 | (b & 0x3F)));
+    }
+  }
+  return out;
+}
+
 std::string decode_words(std::string_view value) {
+  if (value.find("=?") == std::string_view::npos) return std::string(value);
   std::string out;
   out.reserve(value.size());
+  // Adjacent words of one charset are converted together: mailers split a multi-byte
+  // character over two words although RFC 2047 says they must not.
+  std::string run;
+  std::string run_charset;
+  std::string space;  // white space after an encoded word, written only if no word follows
+  bool after_word = false;
+  auto flush = [&]() {
+    if (run.empty()) return;
+    out += to_utf8(std::move(run), run_charset, kMaxWordsOutput);
+    run.clear();
+  };
   std::size_t i = 0;
-  std::size_t pending_ws_start = std::string::npos;  // white space after an encoded word
-  bool last_was_word = false;
   while (i < value.size()) {
     if (value.compare(i, 2, "=?") == 0) {
       // =?charset?enc?text?=
       std::size_t q1 = value.find('?', i + 2);
       std::size_t q2 = q1 == std::string_view::npos ? q1 : value.find('?', q1 + 1);
       std::size_t end = q2 == std::string_view::npos ? q2 : value.find("?=", q2 + 1);
-      if (end != std::string_view::npos && q2 == q1 + 2) {
-        char enc = ascii_lower(value[q1 + 1]);
+      char enc = q2 == q1 + 2 ? ascii_lower(value[q1 + 1]) : '\0';
+      if (end != std::string_view::npos && (enc == 'b' || enc == 'q')) {
         std::string_view text = value.substr(q2 + 1, end - q2 - 1);
         std::string decoded;
-        bool ok = true;
         if (enc == 'b') {
           decoded = decode_base64(text, text.size());
-        } else if (enc == 'q') {
+        } else {
           for (std::size_t k = 0; k < text.size(); ++k) {
             if (text[k] == '_') {
               decoded.push_back(' ');
@@ -286,27 +439,31 @@ std::string decode_words(std::string_view value) {
               decoded.push_back(text[k]);
             }
           }
-        } else {
-          ok = false;
         }
-        if (ok) {
-          // RFC 2047 §6.2: white space between adjacent encoded words is not displayed.
-          if (last_was_word && pending_ws_start != std::string::npos) out.resize(pending_ws_start);
-          out += decoded;
-          i = end + 2;
-          last_was_word = true;
-          pending_ws_start = out.size();
-          continue;
-        }
+        std::string charset = charset_name(value.substr(i + 2, q1 - i - 2));
+        if (!run.empty() && charset != run_charset) flush();
+        space.clear();  // RFC 2047 §6.2: white space between adjacent encoded words is not shown
+        run_charset = std::move(charset);
+        run += decoded;
+        i = end + 2;
+        after_word = true;
+        continue;
       }
     }
-    if (!is_ascii_space(value[i])) {
-      last_was_word = false;
-      pending_ws_start = std::string::npos;
+    if (after_word) {
+      if (is_ascii_space(value[i])) {
+        space.push_back(value[i++]);
+        continue;
+      }
+      flush();
+      out += space;
+      space.clear();
+      after_word = false;
     }
-    out.push_back(value[i]);
-    ++i;
+    out.push_back(value[i++]);
   }
+  flush();
+  out += space;
   return out;
 }
 

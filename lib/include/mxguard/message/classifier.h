@@ -11,7 +11,13 @@
 // Auto-Submitted) is parsed here in C++. The heuristics — MTA-specific subjects, senders,
 // header markers and body phrases — live in Postfix regexp tables that admins can edit (see
 // rules/*.regexp); each table's result is a class word: bounce, autoreply, challenge, virus,
-// mdn, or ordinary ("this is a known false positive: stop looking in this table").
+// mdn, or ordinary ("this is a known false positive: stop looking in this table"; in the header
+// table, "this header marks mail people or lists send on purpose": a mailing list's List-Id
+// outweighs every heuristic unless a bounce sender sent the message). A class word may be
+// followed by "weak": words people also write ("Out of office"), or a header or sender that
+// automatic mail often has (Precedence: junk, noreply@); a weak match counts only beside a
+// strong sign, never with another weak one. Auto-Submitted: auto-replied makes an autoreply;
+// auto-generated (a notification) keeps the heuristics from calling a message an autoreply.
 #pragma once
 
 #include <memory>
@@ -46,7 +52,7 @@ struct Rules {
 
 // Loads DIR/bounce-subjects.regexp, bounce-senders.regexp, autoreply.regexp and
 // bounce-body.regexp. `required`: a missing file is an error (else it is skipped). Every result
-// must be a class word (checked at load, with file and line).
+// must be a class word, optionally followed by "weak" (checked at load, with file and line).
 Expected<Rules, tables::LoadError> load_rules(std::string_view dir, bool required);
 // The validator used for those tables (exposed for tests and custom table paths).
 std::optional<std::string> validate_class_result(std::string_view result);
@@ -96,7 +102,7 @@ struct HeaderAssessment {
 };
 
 // A sender that bounces come from: the null sender, or a local part MAILER-DAEMON or
-// postmaster (built in), or a match of the senders table.
+// postmaster (built in), or a match of the senders table that is neither "ordinary" nor weak.
 bool is_bounce_sender(std::string_view sender, const Rules& rules);
 
 HeaderAssessment assess_headers(const MessageReader& msg, const Envelope& env, const Rules& rules);

@@ -39,9 +39,19 @@ ContentType parse_content_type(std::string_view value);
 // Content-Transfer-Encoding): comments and anything after ';' dropped.
 std::string first_token(std::string_view value);
 
-// RFC 2047: decodes "=?charset?B|Q?text?=" words into their bytes; the white space between two
-// adjacent encoded words is dropped. Unknown encodings are left as they are.
+// RFC 2047: decodes "=?charset?B|Q?text?=" words and converts them to UTF-8 (to_utf8); the
+// white space between two adjacent encoded words is dropped. Unknown encodings are left as
+// they are.
 std::string decode_words(std::string_view value);
+
+// Text in a MIME charset (an encoded word's, a text part's charset parameter) as UTF-8, at
+// most `limit` bytes. UTF-8, US-ASCII and a missing charset are kept as they are; ISO-8859-1 is
+// mapped here; other charsets go through iconv(3) (ISO-8859-*, windows-125*, KOI8-R,
+// ISO-2022-JP, Shift_JIS, EUC-JP, GB2312/GBK/GB18030, Big5, ...). A byte the charset does
+// not allow becomes '?'; a charset iconv does not know leaves the bytes as they are, and so
+// does a ninth charset in one thread (descriptors are kept open per thread, at most eight).
+// The rule tables are written in UTF-8, so a subject in any of these matches one pattern.
+std::string to_utf8(std::string text, std::string_view charset, std::size_t limit);
 
 // The msg-id "<left@right>" in a Message-ID value (first one), or empty.
 std::string extract_msg_id(std::string_view value);
