@@ -70,7 +70,7 @@ constexpr std::array<CheckInfo, kCheckCount> kChecks = {{
     {CheckId::NoMailDomain, "no-mail-domain", M::On, &make_dns<checks::NoMailDomainCheck>},
     {CheckId::BogusMx, "bogus-mx", M::On, &make_dns<checks::BogusMxCheck>},
     {CheckId::Batv, "batv", M::Off, &make_batv},
-    {CheckId::Backscatter, "backscatter", M::Off, &make_backscatter},
+    {CheckId::Backscatter, "backscatter", M::Auto, &make_backscatter},
 }};
 
 constexpr bool in_id_order() {

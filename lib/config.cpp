@@ -132,10 +132,13 @@ options::Problem load_general(const options::Reader& r, Config& cfg) {
 
 // Settings that only make sense together.
 options::Problem cross_check(const Config& cfg) {
-  if (cfg.enabled(CheckId::Backscatter) && !cfg.batv.keys && !cfg.backscatter.has_proof_source())
+  // Only `on` refuses at once; auto and report never refuse before a proof source exists.
+  if (cfg.mode(CheckId::Backscatter) == CheckMode::On && !cfg.batv.keys &&
+      !cfg.state.ledger.enabled && !cfg.backscatter.has_proof_source())
     return ConfigError{"check.backscatter",
-                       "no way to recognise bounces of our own mail: set batv-key-file, "
-                       "our-relays or backscatter-allow (else every bounce would be refused)"};
+                       "no way to recognise bounces of our own mail: keep ledger = yes, or set "
+                       "batv-key-file, our-relays or backscatter-allow (else every bounce would "
+                       "be refused)"};
   if (cfg.enabled(CheckId::Batv) && !cfg.batv.keys)
     return ConfigError{"check.batv", "needs batv-key-file"};
   return std::nullopt;

@@ -1,11 +1,15 @@
 #include "mxguard/content.h"
 
+#include <mutex>
+
 #include "mxguard/batv/prvs.h"
 #include "mxguard/batv/tag.h"
 #include "mxguard/check.h"
 #include "mxguard/config.h"
+#include "mxguard/log.h"
 #include "mxguard/message/classifier.h"
 #include "mxguard/message/reader.h"
+#include "mxguard/metrics.h"
 #include "mxguard/policy.h"
 
 namespace mxguard {
@@ -53,11 +57,25 @@ const Rules& rules_of(const Config& cfg) {
   return cfg.message.rules ? *cfg.message.rules : none;
 }
 
+// Is this our users' outgoing mail, which the ledger records?
+bool outgoing(const Session& s) {
+  return (s.authenticated() || s.trusted_network) && !s.tx.sender.null();
+}
+
+bool records(const Config& cfg, const Session& s) {
+  return cfg.state.ledger.enabled && outgoing(s);
+}
+
 }  // namespace
 
 bool wants_content(const Session& s) {
   const Config* cfg = config_of(s);
-  return cfg && (cfg->enabled(CheckId::Backscatter) || signs(*cfg));
+  return cfg && (cfg->enabled(CheckId::Backscatter) || signs(*cfg) || cfg->state.ledger.enabled);
+}
+
+bool judges_real_senders(const Session& s) {
+  const Config* cfg = config_of(s);
+  return cfg && cfg->enabled(CheckId::Backscatter) && s.tx.ledger_warm && !outgoing(s);
 }
 
 bool content_matters(const Session& s) {
@@ -68,6 +86,9 @@ bool content_matters(const Session& s) {
   if (cfg->enabled(CheckId::Backscatter) &&
       message::is_bounce_sender(s.tx.sender.raw, rules_of(*cfg)))
     return true;
+  // The ledger needs the Message-ID of our outgoing mail; a warm ledger lets the headers of
+  // inbound mail show an automatic reply from a real sender.
+  if (records(*cfg, s) || judges_real_senders(s)) return true;
   return signs_sender(*cfg, s);
 }
 
@@ -113,6 +134,86 @@ bool ensure_reader(Session& s) {
 }
 
 }  // namespace
+
+std::vector<state::LedgerKey> outgoing_keys(const Session& s, const state::LedgerKeys& keys) {
+  std::vector<state::LedgerKey> out;
+  const Config* cfg = config_of(s);
+  if (!cfg || !records(*cfg, s)) return out;
+  const std::string sender = s.tx.sender.plain();
+  for (const Address& r : s.tx.recipients)
+    out.push_back(keys.recipient_key(sender, r.plain()));
+  if (s.tx.reader) {
+    const std::string id = message::extract_msg_id(s.tx.reader->header("Message-ID"));
+    if (!id.empty()) out.push_back(keys.message_id_key(sender, id));
+  }
+  return out;
+}
+
+void record_outgoing(const Session& s, state::Ledger& ledger, state::TimePoint now) {
+  const auto keys = outgoing_keys(s, ledger.keys());
+  if (keys.empty()) return;
+  if (auto r = ledger.record(keys, now); !r) {
+    metrics().count_store_error();
+    log(LogLevel::Warning, "{}: ledger: {} recipient(s) of <{}> not recorded: {}", s.log_id(),
+        s.tx.recipients.size(), s.tx.sender.raw, r.error().to_string());
+  }
+}
+
+LedgerWarmth ledger_warmth_now(state::Ledger& ledger, std::chrono::milliseconds lifetime,
+                               state::TimePoint now) {
+  LedgerWarmth w;
+  auto since = ledger.recording_since();
+  if (!since) {
+    w.why =
+        fmt::format("the ledger cannot say since when it records: {}", since.error().to_string());
+    return w;
+  }
+  w.since = *since;
+  if (!w.since) {
+    w.why =
+        "the ledger has recorded no outgoing mail yet: pass the mail your users send through "
+        "mxguard (smtpd_milters, from trusted-networks or authenticated clients)";
+    return w;
+  }
+  const auto ready = *w.since + lifetime;
+  w.warm = now >= ready;
+  const auto left = std::chrono::duration_cast<std::chrono::seconds>(ready - now);
+  if (!w.warm)
+    w.why = fmt::format(
+        "the ledger has recorded our outgoing mail for {}s of the {}s of "
+        "ledger-lifetime; {}s to go",
+        std::chrono::duration_cast<std::chrono::seconds>(now - *w.since).count(),
+        std::chrono::duration_cast<std::chrono::seconds>(lifetime).count(), left.count());
+  return w;
+}
+
+LedgerWarmth ledger_warmth(state::Ledger& ledger, std::chrono::milliseconds lifetime,
+                           state::TimePoint now) {
+  static std::mutex mu;
+  static const state::Ledger* cached_for = nullptr;
+  static state::TimePoint checked{};
+  static state::TimePoint logged{};
+  static LedgerWarmth cached;
+  std::lock_guard lock(mu);
+  // Until the first record, ask every second: the first outgoing message starts the clock.
+  const auto every = cached.since ? std::chrono::seconds(60) : std::chrono::seconds(1);
+  if (cached_for != &ledger || now - checked >= every ||
+      (!cached.warm && cached.since && now >= *cached.since + lifetime)) {
+    const bool was_warm = cached_for == &ledger && cached.warm;
+    cached = ledger_warmth_now(ledger, lifetime, now);
+    cached_for = &ledger;
+    checked = now;
+    if (cached.warm && !was_warm)
+      log(LogLevel::Notice,
+          "backscatter: the ledger has recorded our outgoing mail for a whole "
+          "ledger-lifetime: check.backscatter = auto now enforces");
+  }
+  if (!cached.warm && (logged == state::TimePoint{} || now - logged >= std::chrono::hours(24))) {
+    logged = now;
+    log(LogLevel::Notice, "backscatter: check.backscatter = auto reports only: {}", cached.why);
+  }
+  return cached;
+}
 
 void feed_header(Session& s, std::string_view name, std::string_view value) {
   if (ensure_reader(s)) s.tx.reader->add_header(name, value);

@@ -220,6 +220,13 @@ sfsistat run_stage(SMFICTX* ctx, Stage stage, const char* where, Fill&& fill) {
       cc.bans = bans.get();
       cc.store = bans ? &bans->store() : nullptr;
     }
+    // The ledger of our sent mail, for the backscatter proof at end of headers and message.
+    std::shared_ptr<state::Ledger> ledger;
+    if (stage == Stage::Eoh || stage == Stage::Eom) {
+      if (state::StateRuntime* rt = g_state.load()) ledger = rt->ledger();
+      cc.ledger = ledger.get();
+    }
+    cc.auto_enforces = s->tx.ledger_warm;
     std::optional<Verdict> v = s->policy->pipeline.run(stage, *s, cc);
     if (!v) return SMFIS_CONTINUE;
     return reply(ctx, *v);
@@ -302,6 +309,19 @@ sfsistat on_helo(SMFICTX* ctx, char* helo) {
   return run_stage(ctx, Stage::Helo, "helo", [&](Session& s) { s.helo = helo ? helo : ""; });
 }
 
+// At MAIL: has the ledger recorded our outgoing mail for a whole lifetime? (auto enforces,
+// automatic replies from real senders are judged; see content::ledger_warmth.)
+void note_ledger_warmth(Session& s) {
+  const Config& cfg = *s.policy->config;
+  if (!cfg.enabled(CheckId::Backscatter)) return;
+  state::StateRuntime* rt = g_state.load();
+  auto ledger = rt ? rt->ledger() : nullptr;
+  if (!ledger) return;
+  s.tx.ledger_warm =
+      content::ledger_warmth(*ledger, cfg.state.ledger.lifetime, std::chrono::system_clock::now())
+          .warm;
+}
+
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
   Connection* c = connection_of(ctx);
   begin_transaction(c);
@@ -314,6 +334,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     s.tx.queue_id = macro(ctx, "i");
     std::string auth = macro(ctx, "{auth_authen}");
     if (!auth.empty()) s.auth_authen = auth;
+    note_ledger_warmth(s);
   });
   if (r != SMFIS_CONTINUE && r != SMFIS_NOREPLY) end_transaction(c);
   return r;
@@ -383,7 +404,19 @@ sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
 }
 
 sfsistat on_eoh(SMFICTX* ctx) {
-  return run_stage(ctx, Stage::Eoh, "eoh", [](Session& s) { content::feed_eoh(s); });
+  sfsistat r = run_stage(ctx, Stage::Eoh, "eoh", [](Session& s) { content::feed_eoh(s); });
+  // Our users' outgoing mail goes into the ledger once its Message-ID is known.
+  Session* s = session_of(ctx);
+  if (s && r == SMFIS_CONTINUE) {
+    try {
+      if (state::StateRuntime* rt = g_state.load())
+        if (auto ledger = rt->ledger())
+          content::record_outgoing(*s, *ledger, std::chrono::system_clock::now());
+    } catch (const std::exception& e) {
+      return internal_error(s, "eoh", e.what());
+    }
+  }
+  return r;
 }
 
 sfsistat on_body(SMFICTX* ctx, unsigned char* data, size_t len) {

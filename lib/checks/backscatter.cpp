@@ -6,6 +6,8 @@
 #include "mxguard/batv/tag.h"
 #include "mxguard/log.h"
 #include "mxguard/message/mime.h"
+#include "mxguard/message/reported.h"
+#include "mxguard/state/ledger.h"
 #include "mxguard/tables/table.h"
 
 namespace mxguard::checks {
@@ -33,6 +35,14 @@ bool our_message_id_domain(const BackscatterSettings& cfg, std::string_view doma
     if (ends_with_domain(domain, d)) return true;
   return false;
 }
+
+using StoreResultBool = state::StoreResult<bool>;
+
+// Where the ledger proof looks, and when.
+struct Proof {
+  state::Ledger* ledger;
+  state::TimePoint now;
+};
 
 // Our relays: those configured, and without configuration the MTA itself (macro j) and the
 // address it accepted this connection on.
@@ -184,65 +194,139 @@ std::optional<std::string> validate_allow_result(std::string_view result) {
   return fmt::format("result '{}' is not OK or DUNNO", result);
 }
 
+namespace {
+
+// Proof by the ledger: a recipient the notification reports, or a Message-ID it refers to,
+// was sent by the notification's recipient (our user, BATV tag stripped) within the lifetime.
+StoreResultBool ledger_proof(const Proof& p, const Transaction& tx,
+                             const std::vector<std::string>& recipients,
+                             const std::vector<std::string>& message_ids) {
+  std::vector<state::LedgerKey> keys;
+  for (const Address& ours : tx.recipients) {
+    const std::string user = ours.plain();
+    for (const auto& r : recipients)
+      keys.push_back(p.ledger->keys().recipient_key(user, r));
+    for (const auto& id : message_ids)
+      keys.push_back(p.ledger->keys().message_id_key(user, id));
+  }
+  if (keys.empty()) return false;
+  return p.ledger->contains(keys, p.now);
+}
+
+// "ledger" when the ledger proves it; empty when not; sets f.ledger_error when it cannot tell.
+std::string try_ledger(const Proof& p, const Transaction& tx, BackscatterFinding& f,
+                       const std::vector<std::string>& recipients,
+                       const std::vector<std::string>& message_ids) {
+  if (!p.ledger) return {};
+  auto found = ledger_proof(p, tx, recipients, message_ids);
+  if (!found) {
+    f.ledger_error = found.error().to_string();
+    return {};
+  }
+  return *found ? "ledger" : std::string();
+}
+
+Verdict ledger_unavailable() {
+  // The bounce is retried later; never a 5xx for our own outage.
+  return Verdict::tempfail(
+      SmtpReply::fixed(451, "4.7.1",
+                       "cannot check this notification against the mail we sent; try again later"),
+      "backscatter", "ledger-unavailable");
+}
+
+// At end of headers: the proofs the headers can give. True when decided.
+bool judge_headers(const Session& session, const BackscatterSettings& cfg, const Proof& p,
+                   bool real_sender, BackscatterFinding& f) {
+  const Transaction& tx = session.tx;
+  const message::Rules& rules = rules_of(cfg);
+  if (tx.sender.null() && tx.recipients.size() > 1) {
+    // A real DSN goes to the one envelope sender of the message it reports on.
+    log(LogLevel::Notice, "{}: null-sender message to {} recipients from {}", session.log_id(),
+        tx.recipients.size(), session.client_label());
+    if (cfg.proof.reject_multi_rcpt) {
+      f.missing = "null sender with several recipients";
+      f.verdict = Verdict::reject(
+          SmtpReply::fixed(550, "5.7.1",
+                           "a delivery notification goes to one recipient, not several"),
+          "backscatter", "multi-recipient");
+      return true;
+    }
+  }
+  const message::HeaderAssessment a =
+      message::assess_headers(*tx.reader, message::Envelope{tx.sender.raw}, rules);
+  f.cls = a.cls;
+  f.class_reason = a.reason;
+  // From a real sender only an automatic reply is judged; any other mail is not ours to judge.
+  if (real_sender && a.cls != MessageClass::Autoreply) {
+    f.applies = false;
+    return true;
+  }
+  f.proof = envelope_proof(cfg, tx);
+  if (f.proof.empty())
+    f.proof = try_ledger(p, tx, f, {}, message::referenced_message_ids(*tx.reader));
+  if (!f.proof.empty() || (a.headers_suffice && !real_sender)) return true;
+  // Nothing in the body can prove anything: decide now and spare the body transfer.
+  if (a.class_final && message::is_backscatter_class(a.cls) && !p.ledger &&
+      !body_proof_possible(Relays{cfg, session})) {
+    if (a.cls == MessageClass::Mdn && !cfg.proof.check_mdn) return true;
+    f.missing = "no BATV tag on the recipient; no our-relays or batv-key-file to check";
+    f.verdict = reject(a.cls);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 BackscatterFinding judge_backscatter(Stage stage, const Session& session,
-                                     const BackscatterSettings& cfg, std::time_t now) {
+                                     const BackscatterSettings& cfg, std::time_t now,
+                                     state::Ledger* ledger) {
   BackscatterFinding f;
   const Transaction& tx = session.tx;
   const message::Rules& rules = rules_of(cfg);
-  if (!tx.reader || !message::is_bounce_sender(tx.sender.raw, rules)) {
+  const bool bounce = message::is_bounce_sender(tx.sender.raw, rules);
+  // Once the ledger is warm, an automatic reply from any sender must answer our mail too.
+  const bool real_sender = !bounce && ledger && tx.ledger_warm;
+  if (!tx.reader || (!bounce && !real_sender)) {
     f.decided = true;
     return f;
   }
   f.applies = true;
-  const message::Envelope env{tx.sender.raw};
-
+  const Proof p{ledger, std::chrono::system_clock::from_time_t(now)};
   if (stage == Stage::Eoh) {
-    if (tx.sender.null() && tx.recipients.size() > 1) {
-      // A real DSN goes to the one envelope sender of the message it reports on.
-      log(LogLevel::Notice, "{}: null-sender message to {} recipients from {}", session.log_id(),
-          tx.recipients.size(), session.client_label());
-      if (cfg.proof.reject_multi_rcpt) {
-        f.decided = true;
-        f.missing = "null sender with several recipients";
-        f.verdict = Verdict::reject(
-            SmtpReply::fixed(550, "5.7.1",
-                             "a delivery notification goes to one recipient, not several"),
-            "backscatter", "multi-recipient");
-        return f;
-      }
-    }
-    f.proof = envelope_proof(cfg, tx);
-    message::HeaderAssessment a = message::assess_headers(*tx.reader, env, rules);
-    f.cls = a.cls;
-    f.class_reason = a.reason;
-    if (!f.proof.empty() || a.headers_suffice) {
+    f.decided = judge_headers(session, cfg, p, real_sender, f);
+    if (!f.ledger_error.empty() && !f.verdict) {
       f.decided = true;
-      return f;
-    }
-    // Nothing in the body can prove anything: decide now and spare the body transfer.
-    if (a.class_final && message::is_backscatter_class(a.cls) &&
-        !body_proof_possible(Relays{cfg, session})) {
-      f.decided = true;
-      if (a.cls == MessageClass::Mdn && !cfg.proof.check_mdn) return f;
-      f.missing = "no BATV tag on the recipient; no our-relays or batv-key-file to check";
-      f.verdict = reject(a.cls);
+      f.verdict = ledger_unavailable();
     }
     return f;
   }
   if (stage != Stage::Eom) return f;
 
   f.decided = true;
-  f.classification = message::classify(*tx.reader, env, rules);
+  f.classification = message::classify(*tx.reader, message::Envelope{tx.sender.raw}, rules);
   f.cls = f.classification.cls;
   f.class_reason = f.classification.reason;
+  if (real_sender && f.cls != MessageClass::Autoreply) {
+    f.applies = false;
+    return f;
+  }
   if (!message::is_backscatter_class(f.cls)) return f;
   if (f.cls == MessageClass::Mdn && !cfg.proof.check_mdn) return f;
   f.proof = envelope_proof(cfg, tx);
   if (!f.proof.empty()) return f;
+  const message::ReportedFields reported = message::reported_fields(*tx.reader, f.classification);
+  f.proof = try_ledger(p, tx, f, reported.recipients, reported.message_ids);
+  if (!f.proof.empty()) return f;
   std::string missing;
   f.proof = original_proof(Relays{cfg, session}, f.classification.original, now, missing);
   if (!f.proof.empty()) return f;
+  if (!f.ledger_error.empty()) {
+    f.verdict = ledger_unavailable();
+    return f;
+  }
   f.missing = "no valid BATV tag on the recipient; " + missing;
+  if (ledger) f.missing += "; nothing it reports is in the ledger of our sent mail";
   f.verdict = reject(f.cls);
   return f;
 }
@@ -250,7 +334,12 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session,
 std::optional<Verdict> BackscatterCheck::evaluate(Stage stage, const Session& session,
                                                   CheckContext& ctx) const {
   if (stage != Stage::Eoh && stage != Stage::Eom) return std::nullopt;
-  BackscatterFinding f = judge_backscatter(stage, session, settings_, ctx.clock->time());
+  BackscatterFinding f =
+      judge_backscatter(stage, session, settings_, ctx.clock->time(), ctx.ledger);
+  if (!f.ledger_error.empty())
+    ctx.failure(name(), FailureAction::Tempfail,
+                fmt::format("{}: backscatter: the ledger cannot answer: {} (tempfail)",
+                            session.log_id(), f.ledger_error));
   if (ctx.finding && (f.decided || f.verdict)) record(f, *ctx.finding);
   if (f.verdict) {
     log(LogLevel::Info, "{}: backscatter: class={} ({}) proof missing: {}", session.log_id(),

@@ -432,7 +432,7 @@ TEST_CASE("content matters after DATA only to bounces, tagged recipients, signin
 
 TEST_CASE("config: backscatter needs a proof source; bad key file stops start-up",
           "[backscatter][config]") {
-  auto c = test::load_hermetic({"--check.backscatter=on"});
+  auto c = test::load_hermetic({"--check.backscatter=on", "--ledger=no"});
   REQUIRE_FALSE(c);
   CHECK(c.error().message.find("no way to recognise bounces") != std::string::npos);
 

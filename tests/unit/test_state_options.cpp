@@ -121,7 +121,7 @@ TEST_CASE("state and ban option errors name the file and line", "[state][config]
       {"allow-networks = file:" + nets + "\n", nets + ":3", "allow-networks: '10.1.0.0/8'"},
       {"provider-suffixes = a@b\n", ":1", "provider-suffixes"},
       {"ledger = maybe\n", ":1", "ledger: expected yes or no"},
-      {"\nledger-lifetime = 30m\n", ":2", "ledger-lifetime: expected a duration"},
+      {"\nledger-lifetime = 91d\n", ":2", "ledger-lifetime: expected a duration"},
       {"ledger-lifetime = 91d\n", ":1", "ledger-lifetime: expected a duration"},
       {"ledger-max-entries = 10\n", ":1", "ledger-max-entries: expected a number from 1000"},
       {"ledger-key-file =\n", ":1", "ledger-key-file: the ledger needs a key file"},

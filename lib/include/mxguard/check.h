@@ -21,6 +21,7 @@ struct Config;
 namespace state {
 class Bans;
 class StateStore;
+class Ledger;
 }  // namespace state
 namespace dns {
 class RouteAnalyzer;
@@ -46,6 +47,8 @@ struct CheckContext {
   // reference for the duration of the callback (see state/runtime.h).
   state::Bans* bans = nullptr;
   state::StateStore* store = nullptr;
+  // The ledger of the mail we sent (null: none), for the backscatter proof.
+  state::Ledger* ledger = nullptr;
   // DNS mail-route analysis (null: no DNS checks).
   const dns::RouteAnalyzer* routes = nullptr;
   // The route analysed during this stage run, shared by the DNS checks so that a recipient

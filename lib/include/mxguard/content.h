@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "mxguard/session.h"
+#include "mxguard/state/ledger.h"
 
 namespace mxguard {
 struct CheckContext;
@@ -37,6 +38,32 @@ void prepare_stage(Stage stage, Session& s, const CheckContext& ctx);
 // xxfi_envrcpt, after the pipeline let the recipient through: keeps a valid BATV tag in
 // tx.batv_valid (proof a for the backscatter check; tag removal at end of message).
 void on_recipient(Session& s);
+
+// Inbound mail from any sender may be an automatic reply to judge: the backscatter check is on
+// and the ledger is warm (tx.ledger_warm, set by the adapter at MAIL).
+bool judges_real_senders(const Session& s);
+
+// The ledger keys of our users' outgoing mail (trusted network or authenticated, non-null
+// sender): one per envelope recipient and one for the Message-ID, bound to the sender. Empty
+// for any other mail, or when the ledger is off.
+std::vector<state::LedgerKey> outgoing_keys(const Session& s, const state::LedgerKeys& keys);
+// Records them (at end of headers, when the Message-ID is known); a store error is logged and
+// counted, never fatal.
+void record_outgoing(const Session& s, state::Ledger& ledger, state::TimePoint now);
+
+// Whether the ledger has recorded our outgoing mail for a whole lifetime (check.backscatter =
+// auto enforces from then on, and automatic replies from real senders are judged). Asks the
+// ledger at most once a minute; while not warm, says why in the log once a day.
+struct LedgerWarmth {
+  bool warm = false;
+  std::optional<state::TimePoint> since;  // when the ledger began recording; empty: never
+  std::string why;                        // for the log and -n
+};
+LedgerWarmth ledger_warmth(state::Ledger& ledger, std::chrono::milliseconds lifetime,
+                           state::TimePoint now);
+// The same, worked out afresh and without logging (mxguard -n).
+LedgerWarmth ledger_warmth_now(state::Ledger& ledger, std::chrono::milliseconds lifetime,
+                               state::TimePoint now);
 
 // xxfi_header: one field as libmilter gives it. Bounded; does nothing when !wants_content().
 void feed_header(Session& s, std::string_view name, std::string_view value);

@@ -86,6 +86,9 @@ struct Transaction {
   std::vector<Address> recipients;  // recipients mxguard did not object to
   Address rcpt;                     // the recipient being judged at Stage::Rcpt
   RecipientTag rcpt_tag;            // its BATV tag, verified once
+  // The ledger of our sent mail has recorded for a whole lifetime (set at MAIL): automatic
+  // replies from real senders are judged too.
+  bool ledger_warm = false;
   std::optional<MtaRejection> rcpt_rejected_by_mta;
   std::string queue_id;
   std::vector<Header> headers;  // bounded by the adapter

@@ -26,6 +26,9 @@
 namespace mxguard::batv {
 class KeyRing;
 }
+namespace mxguard::state {
+class Ledger;
+}
 
 namespace mxguard::checks {
 
@@ -44,15 +47,20 @@ struct BackscatterFinding {
   bool decided = false;  // false: wait for the body
   message::MessageClass cls = message::MessageClass::Ordinary;
   std::string class_reason;
-  std::string proof;    // "batv-recipient", "mxguard-tag", "relay+message-id", "allow-table"
-  std::string missing;  // why no proof was found, e.g. "no BATV tag; no X-Mxguard-Tag; ..."
+  std::string
+      proof;  // "batv-recipient", "ledger", "mxguard-tag", "relay+message-id", "allow-table"
+  std::string missing;       // why no proof was found, e.g. "no BATV tag; no X-Mxguard-Tag; ..."
+  std::string ledger_error;  // the ledger could not answer (451 4.7.1)
   std::optional<Verdict> verdict;
   message::Classification classification;  // at end of message
 };
 
 // The judgement at Eoh or Eom; evaluate() returns its verdict. `now` for tag expiry.
+// `ledger`: the ledger of our sent mail (null: none), the strongest proof; once it is warm
+// (tx.ledger_warm) automatic replies from real senders are judged too.
 BackscatterFinding judge_backscatter(Stage stage, const Session& session,
-                                     const BackscatterSettings& settings, std::time_t now);
+                                     const BackscatterSettings& settings, std::time_t now,
+                                     state::Ledger* ledger = nullptr);
 
 // Result validator for backscatter-allow tables: OK or DUNNO.
 std::optional<std::string> validate_allow_result(std::string_view result);
