@@ -256,7 +256,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     if (!need.has(Stage::Mail) && !after_mail) steps |= SMFIP_NOMAIL;
     if (!need.has(Stage::Mail)) steps |= SMFIP_NR_MAIL;
     if (need.has(Stage::Header)) steps |= SMFIP_NR_HDR;  // collected, judged at end of headers
-    if (!need.has(Stage::Rcpt)) steps |= SMFIP_NORCPT | SMFIP_NR_RCPT;
+    // The content checks and the ledger need the recipients, not a reply for each.
+    if (!need.has(Stage::Rcpt))
+      steps |= content::wants_content(c->session) ? SMFIP_NR_RCPT : SMFIP_NORCPT | SMFIP_NR_RCPT;
     // DATA is where mail that needs no content check is accepted (see on_data).
     if (!need.has(Stage::Data) && !content::wants_content(c->session))
       steps |= SMFIP_NODATA | SMFIP_NR_DATA;

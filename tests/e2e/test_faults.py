@@ -42,6 +42,7 @@ from harness import procstat
 from harness.milter import checks_off_except, mxguard_binary
 from harness.milterclient import (NO_REPLY, MilterClient, MilterClosed, MilterReply, cstr,
                                   packet, postfix_connect_macros, simple_transaction)
+from harness.redis import start_redis, stop_redis
 from harness.smtp import SmtpSession, make_message, send
 from harness.util import BOGUS_NETWORKS, wait_until
 
@@ -209,31 +210,10 @@ def test_dns_fault_through_postfix_is_never_a_5xx(mode, action, code, nsd, postf
 
 # -- Redis ----------------------------------------------------------------------------------
 
-def start_redis(port: int, directory: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", str(directory)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            assert proc.poll() is None, f"redis-server exited with {proc.returncode}"
-            return False
-    wait_until(up, 10, what=f"redis-server on port {port}")
-    return proc
-
-
 def redis_keys(port: int) -> list[str]:
     out = subprocess.run(["redis-cli", "-p", str(port), "--raw", "KEYS", "mxguard:*"],
                          capture_output=True, text=True, timeout=10, check=True).stdout
     return sorted(out.split())
-
-
-def stop_redis(proc: subprocess.Popen) -> None:
-    proc.kill()
-    proc.wait(10)
 
 
 WEB_CONFIG = ("unhandled-domains = product.web.test\nban-strikes = 3\nban-window = 10m\n"
