@@ -142,6 +142,9 @@ def main() -> int:
                     help="another mxguard binary (e.g. the tree before a change): variant c0, "
                          "same configuration and warm DNS, interleaved with the others")
     ap.add_argument("--no-cold", action="store_true", help="leave out variant d (cold DNS)")
+    ap.add_argument("--ledger", action="store_true",
+                    help="variants cR and cN: the client trusted, so the ledger records every "
+                         "message (cR), and the same with ledger = no (cN)")
     args = ap.parse_args()
     levels = [int(x) for x in args.sessions.split(",")]
 
@@ -149,8 +152,11 @@ def main() -> int:
     proxy = DelayProxy(nsd.server, args.delay_ms).start()
     tmp = make_instance_dir("e2e-bench")
     mx = Mxguard(mxguard_config(tmp, proxy.server))
-    mx0 = Mxguard(mxguard_config(tmp, proxy.server), binary=args.compare_bin) \
-        if args.compare_bin else None
+    mx0 = Mxguard(mxguard_config(tmp, proxy.server), binary=args.compare_bin,
+                  own_ledger_files=False) if args.compare_bin else None
+    trusted = mxguard_config(tmp, proxy.server) + "trusted-networks = 127.0.0.1/32\n"
+    extra = {"cR": Mxguard(trusted), "cN": Mxguard(trusted + "ledger = no\n")} \
+        if args.ledger else {}
     nulls = {"b": NullMilter(), "b2": NullMilter("connect,rcpt")}
     servers: dict[str, Postfix] = {}
     try:
@@ -168,6 +174,11 @@ def main() -> int:
             assert mx0.proc
             servers["c0"] = Postfix(milter=mx0.socket, config=DISCARD).start()
             pids["c0"] = mx0.proc.pid
+        for name, m in extra.items():
+            m.start()
+            assert m.proc
+            servers[name] = Postfix(milter=m.socket, config=DISCARD).start()
+            pids[name] = m.proc.pid
 
         blocks = itertools.count(0)
 
@@ -184,7 +195,7 @@ def main() -> int:
                 load(servers["c0"], 1, 2, f"r{{n}}@{d}", 1)
         load(servers["m"], 10, 100, "r@d{n}.wild.test", 900000000)
 
-        variants = ["a", "b", "b2", "c"] + (["c0"] if mx0 else []) + \
+        variants = ["a", "b", "b2", "c"] + (["c0"] if mx0 else []) + list(extra) + \
             ([] if args.no_cold else ["d"])
         results: dict[tuple[str, int], list[dict]] = {}
         for r in range(args.rounds):
@@ -242,6 +253,8 @@ def main() -> int:
         mx.stop()
         if mx0:
             mx0.stop()
+        for m in extra.values():
+            m.stop()
         proxy.stop()
         nsd.cleanup()
     return 0

@@ -48,7 +48,10 @@ class Mxguard:
 
     def __init__(self, config: str = "", args: tuple[str, ...] | list[str] = (),
                  socket: str | None = None, directory: Path | None = None,
-                 binary: Path | None = None, env: dict[str, str] | None = None):
+                 binary: Path | None = None, env: dict[str, str] | None = None,
+                 own_ledger_files: bool = True):
+        # own_ledger_files=False: a binary from before the ledger (benchmarks comparing trees).
+        self.own_ledger_files = own_ledger_files
         self.dir = Path(directory) if directory else make_instance_dir("mxguard")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.binary = Path(binary or mxguard_binary())
@@ -126,6 +129,8 @@ class Mxguard:
         /var/lib/mxguard, unless the test's config names them itself. Appended, so the line
         numbers of the test's own lines do not move."""
         extra = ""
+        if not self.own_ledger_files:
+            return extra
         for key, name in (("ledger-file", "ledger"), ("ledger-key-file", "ledger.key")):
             if not re.search(rf"^\s*{key}\s*=", text, re.M):
                 extra += f"{key} = {self.dir / name}\n"
