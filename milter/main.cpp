@@ -25,6 +25,7 @@
 #include "daemon.h"
 #include "metrics_export.h"
 #include "mxguard/config.h"
+#include "mxguard/content.h"
 #include "mxguard/dns/fcrdns.h"
 #include "mxguard/dns/mail_route.h"
 #include "mxguard/log.h"
@@ -38,6 +39,36 @@
 using namespace mxguard;
 
 namespace {
+
+// What check.backscatter does now, and for auto how long until it enforces (issue 14).
+void print_backscatter_mode(const Config& cfg) {
+  const CheckMode mode = cfg.mode(CheckId::Backscatter);
+  if (mode != CheckMode::Auto) {
+    fmt::print("  backscatter: {}\n", to_string(mode));
+    return;
+  }
+  const auto now = std::chrono::system_clock::now();
+  auto ledger =
+      cfg.state.ledger.enabled
+          ? state::StateRuntime::make_ledger(
+                cfg.state, state::StateRuntime::make_store(cfg.state, system_clock()), now)
+          : nullptr;
+  if (!ledger) {
+    fmt::print(
+        "  backscatter: auto, reports only: no ledger (ledger = no, or its key file "
+        "cannot be read), so nothing proves a bounce ours\n");
+    return;
+  }
+  const auto w = content::ledger_warmth_now(*ledger, cfg.state.ledger.lifetime, now);
+  if (w.warm) {
+    fmt::print(
+        "  backscatter: auto, enforcing: the ledger has recorded our outgoing mail for a "
+        "whole ledger-lifetime\n");
+  } else {
+    fmt::print("  backscatter: auto, reports only: {}\n", w.why);
+  }
+  ledger->shutdown();
+}
 
 void print_check_config(const Config& cfg, const Policy& policy) {
   fmt::print("mxguard {}: configuration OK\n", MXGUARD_VERSION);
@@ -53,6 +84,7 @@ void print_check_config(const Config& cfg, const Policy& policy) {
   tables("helo-access", cfg.access.helo);
   tables("sender-access", cfg.access.sender);
   tables("recipient-access", cfg.access.recipient);
+  print_backscatter_mode(cfg);
 }
 
 // Real providers are never banned: a client whose forward-confirmed PTR name ends in one of

@@ -4,11 +4,6 @@
 
 namespace mxguard::state {
 
-const SystemClock& SystemClock::instance() {
-  static const SystemClock clock;
-  return clock;
-}
-
 std::string_view to_string(StoreErrorKind k) {
   switch (k) {
     case StoreErrorKind::Unavailable:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
 from dns.dnstest import free_port
-from harness.milter import checks_off_except
+from harness.milter import checks_off_except, mxguard_binary
 from harness.redis import start_redis, stop_redis
 from harness.smtp import SmtpSession, send
 from harness.util import wait_until
@@ -26,6 +27,7 @@ from harness.util import wait_until
 OUTSIDE = "127.0.0.3"
 TRUSTED = "127.0.0.1"
 ALICE = "alice@example.com"
+RULES = Path(__file__).resolve().parents[2] / "rules"
 DAVE = "dave@remote.example"
 
 pytestmark = pytest.mark.mtas("postfix")
@@ -156,6 +158,16 @@ def test_the_ledger_survives_a_restart(postfix, mxguard, sink, tmp_path):
     first = mxguard(conf)
     send_out(postfix(milter=first.socket), sink)
     assert first.stop() == 0
+    # mxguard -n says what auto does and how long until it enforces (here: 14 days to go).
+    conf_file = tmp_path / "auto.conf"
+    conf_file.write_text(conf.replace("check.backscatter = on", "check.backscatter = auto") +
+                         f"message-rules = {RULES}\n")
+    n = subprocess.run([str(mxguard_binary()), "-n", "-c", str(conf_file)], capture_output=True,
+                       text=True, timeout=30)
+    assert n.returncode == 0, n.stdout + n.stderr
+    assert re.search(r"backscatter: auto, reports only: the ledger has recorded our outgoing "
+                     r"mail for \d+s of the 1209600s of ledger-lifetime; \d+s to go", n.stdout), \
+        n.stdout
     second = mxguard(conf)
     ok = bounce_in(postfix(milter=second.socket), dsn(DAVE, "after the restart"))
     assert ok.accepted, str(ok.last())

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <variant>
 
+#include "mxguard/clock.h"
 #include "mxguard/expected.h"
 
 namespace mxguard::state {
@@ -24,31 +25,12 @@ namespace mxguard::state {
 using TimePoint = std::chrono::system_clock::time_point;
 using Ttl = std::chrono::milliseconds;  // zero: the entry never expires
 
-// Where time comes from, so tests can move it instead of sleeping.
-class Clock {
- public:
-  virtual ~Clock() = default;
-  virtual TimePoint now() const = 0;
-};
-
-class SystemClock final : public Clock {
- public:
-  TimePoint now() const override { return std::chrono::system_clock::now(); }
-  static const SystemClock& instance();
-};
-
-// A clock that moves only when told: for tests, and for replaying logs offline.
-class ManualClock final : public Clock {
- public:
-  explicit ManualClock(TimePoint start = TimePoint(std::chrono::seconds(1'700'000'000)))
-      : ns_(start.time_since_epoch().count()) {}
-  TimePoint now() const override { return TimePoint(TimePoint::duration(ns_.load())); }
-  void advance(std::chrono::nanoseconds d) {
-    ns_.fetch_add(std::chrono::duration_cast<TimePoint::duration>(d).count());
-  }
-
- private:
-  std::atomic<TimePoint::duration::rep> ns_;
+// Where time comes from, so tests can move it instead of sleeping: the core's one Clock
+// (clock.h), under the names the state code has always used.
+using Clock = mxguard::Clock;
+using ManualClock = mxguard::ManualClock;
+struct SystemClock {
+  static const Clock& instance() { return mxguard::system_clock(); }
 };
 
 enum class StoreErrorKind {
