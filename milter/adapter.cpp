@@ -519,6 +519,11 @@ std::shared_ptr<state::Bans> current_bans() {
   return rt ? rt->bans() : nullptr;
 }
 
+std::shared_ptr<state::Ledger> current_ledger() {
+  state::StateRuntime* rt = g_state.load();
+  return rt ? rt->ledger() : nullptr;
+}
+
 PolicyHolder& policy_holder() {
   return g_policy;
 }

@@ -30,6 +30,8 @@ Stats& stats();
 // The process-wide strikes and bans (owned by main; may stay unset: no bans then).
 void set_state(state::StateRuntime* runtime);
 std::shared_ptr<state::Bans> current_bans();
+// The ledger of the mail we sent (null: none).
+std::shared_ptr<state::Ledger> current_ledger();
 
 // Registers the callbacks with libmilter (smfi_register). False on failure.
 bool register_callbacks();

@@ -94,6 +94,17 @@ void collect_stats(std::string& out) {
   if (auto bans = current_bans())
     metric("mxguard_bans_active", "gauge", "Bans in force that this process issued or enforced.",
            bans->active_known());
+  if (auto ledger = current_ledger()) {
+    const state::LedgerStats l = ledger->stats();
+    if (l.entries)
+      metric("mxguard_ledger_entries", "gauge",
+             "Keys in the ledger of our sent mail (a recipient or a Message-ID each).", *l.entries);
+    metric("mxguard_ledger_recorded_total", "counter",
+           "Keys of our users' outgoing mail this process recorded in the ledger.", l.recorded);
+    metric("mxguard_ledger_evictions_total", "counter",
+           "Ledger keys dropped before their lifetime to stay within ledger-max-entries.",
+           l.evictions);
+  }
   // The cache belongs to the policy: these count from the last reload on.
   auto policy = policy_holder().get();
   auto* cache = policy && policy->routes

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -93,9 +94,15 @@ def warm_up(d, server, sink) -> None:
 
 
 def test_a_bounce_proves_itself_by_the_recipient_it_reports(postfix, mxguard, sink, tmp_path):
-    d = mxguard(config(tmp_path))
+    port = free_port()
+    d = mxguard(config(tmp_path, extra=f"metrics-listen = 127.0.0.1:{port}\n"))
     server = postfix(milter=d.socket)
     send_out(server, sink)
+    # One key for the recipient and one for the Message-ID, counted.
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    assert re.search(r"^mxguard_ledger_recorded_total 2$", text, re.M), text
+    assert re.search(r"^mxguard_ledger_evictions_total 0$", text, re.M), text
     ok = bounce_in(server, dsn(DAVE, "about dave"))
     assert ok.rcpts[0].code == 250 and ok.accepted, str(ok.last())
     sink.wait_find(recipient=ALICE, subject="about dave")
