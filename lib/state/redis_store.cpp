@@ -285,27 +285,25 @@ StoreResult<T> RedisStore::run(const std::vector<std::string>& argv, OnReply on_
   return on_fallback();
 }
 
+StoreResult<std::optional<std::string>> RedisStore::get_reply(const redisReply& r,
+                                                              std::string_view key) {
+  using R = std::optional<std::string>;
+  if (r.type == REDIS_REPLY_STRING) return R(std::string(r.str, r.len));
+  if (r.type == REDIS_REPLY_NIL) return fallback_.get(key);
+  return unexpected(protocol_error(&r, "GET"));
+}
+
 StoreResult<std::optional<std::string>> RedisStore::get(std::string_view key) {
   using R = std::optional<std::string>;
   return run<R>(
-      {"GET", k(key)},
-      [&](const redisReply& r) -> StoreResult<R> {
-        if (r.type == REDIS_REPLY_STRING) return R(std::string(r.str, r.len));
-        if (r.type == REDIS_REPLY_NIL) return fallback_.get(key);
-        return unexpected(protocol_error(&r, "GET"));
-      },
+      {"GET", k(key)}, [&](const redisReply& r) { return get_reply(r, key); },
       [&] { return fallback_.get(key); });
 }
 
 StoreResult<std::optional<std::string>> RedisStore::get_confirmed(std::string_view key) {
   using R = std::optional<std::string>;
   return run<R>(
-      {"GET", k(key)},
-      [&](const redisReply& r) -> StoreResult<R> {
-        if (r.type == REDIS_REPLY_STRING) return R(std::string(r.str, r.len));
-        if (r.type == REDIS_REPLY_NIL) return fallback_.get(key);
-        return unexpected(protocol_error(&r, "GET"));
-      },
+      {"GET", k(key)}, [&](const redisReply& r) { return get_reply(r, key); },
       [&]() -> StoreResult<R> {
         auto local = fallback_.get(key);
         if (!local || *local) return local;

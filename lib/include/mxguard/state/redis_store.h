@@ -23,6 +23,7 @@
 #include "mxguard/state/store.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace mxguard::state {
 
@@ -72,6 +73,8 @@ class RedisStore final : public StateStore {
   std::uint64_t fallback_calls() const { return fallback_calls_.load(); }
 
  private:
+  // A GET's reply: the value, or the fallback's for a key Redis does not hold.
+  StoreResult<std::optional<std::string>> get_reply(const redisReply& r, std::string_view key);
   struct ContextDeleter {
     void operator()(redisContext* c) const;
   };
