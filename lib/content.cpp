@@ -1,5 +1,7 @@
 #include "mxguard/content.h"
 
+#include "mxguard/text.h"
+
 #include <mutex>
 
 #include "mxguard/batv/prvs.h"
@@ -157,6 +159,41 @@ void record_outgoing(const Session& s, state::Ledger& ledger, state::TimePoint n
     log(LogLevel::Warning, "{}: ledger: {} recipient(s) of <{}> not recorded: {}", s.log_id(),
         s.tx.recipients.size(), s.tx.sender.raw, r.error().to_string());
   }
+}
+
+namespace {
+
+constexpr std::string_view kSigningSince = "batv:signing-since";
+constexpr std::string_view kSignedRecently = "batv:signed-recently";
+
+std::int64_t ms_of(state::TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+void note_signing(state::StateStore& store, std::chrono::milliseconds lifetime,
+                  state::TimePoint now) {
+  static std::mutex mu;
+  static state::TimePoint last{};
+  {
+    std::lock_guard lock(mu);
+    if (last != state::TimePoint{} && now - last < std::chrono::minutes(1)) return;
+    last = now;
+  }
+  // A gap of a whole lifetime without signing starts the count again.
+  auto recent = store.get(kSignedRecently);
+  if (recent && !*recent) (void)store.put(kSigningSince, std::to_string(ms_of(now)), {});
+  (void)store.set_if_absent(kSigningSince, std::to_string(ms_of(now)), {});
+  (void)store.put(kSignedRecently, "1", lifetime);
+}
+
+bool signing_warm(state::StateStore& store, std::chrono::milliseconds lifetime,
+                  state::TimePoint now) {
+  auto since = store.get(kSigningSince);
+  if (!since || !*since) return false;
+  auto ms = parse_int(**since);
+  return ms && ms_of(now) - *ms >= lifetime.count();
 }
 
 LedgerWarmth ledger_warmth_now(state::Ledger& ledger, std::chrono::milliseconds lifetime,

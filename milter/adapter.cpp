@@ -226,7 +226,7 @@ sfsistat run_stage(SMFICTX* ctx, Stage stage, const char* where, Fill&& fill) {
       if (state::StateRuntime* rt = g_state.load()) ledger = rt->ledger();
       cc.ledger = ledger.get();
     }
-    cc.auto_enforces = s->tx.ledger_warm;
+    cc.auto_enforces = s->tx.auto_warm;
     std::optional<Verdict> v = s->policy->pipeline.run(stage, *s, cc);
     if (!v) return SMFIS_CONTINUE;
     return reply(ctx, *v);
@@ -317,11 +317,15 @@ void note_ledger_warmth(Session& s) {
   const Config& cfg = *s.policy->config;
   if (!cfg.enabled(CheckId::Backscatter)) return;
   state::StateRuntime* rt = g_state.load();
-  auto ledger = rt ? rt->ledger() : nullptr;
-  if (!ledger) return;
-  s.tx.ledger_warm =
-      content::ledger_warmth(*ledger, cfg.state.ledger.lifetime, std::chrono::system_clock::now())
-          .warm;
+  if (!rt) return;
+  const auto now = std::chrono::system_clock::now();
+  const auto lifetime = cfg.state.ledger.lifetime;
+  if (auto ledger = rt->ledger())
+    s.tx.ledger_warm = content::ledger_warmth(*ledger, lifetime, now).warm;
+  s.tx.auto_warm = s.tx.ledger_warm;
+  if (!s.tx.auto_warm && cfg.batv.keys && cfg.batv.sign)
+    if (auto bans = rt->bans())
+      s.tx.auto_warm = content::signing_warm(bans->store(), lifetime, now);
 }
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
@@ -458,6 +462,10 @@ void apply_changes(SMFICTX* ctx, const Session& s) {
     std::string from = "<" + *changes.new_sender + ">";
     warn_if(smfi_chgfrom(ctx, from.data(), nullptr), "change sender to", from);
     log(LogLevel::Info, "{}: batv: sender <{}> signed as {}", s.log_id(), s.tx.sender.raw, from);
+    if (state::StateRuntime* rt = g_state.load())
+      if (auto bans = rt->bans())
+        content::note_signing(bans->store(), s.policy->config->state.ledger.lifetime,
+                              std::chrono::system_clock::now());
   }
   for (const Header& h : changes.add_headers) {
     std::string name = h.name, value = h.value;

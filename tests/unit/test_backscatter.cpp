@@ -13,6 +13,7 @@
 #include "mxguard/config.h"
 #include "mxguard/content.h"
 #include "mxguard/policy.h"
+#include "mxguard/state/memory_store.h"
 #include "source_tree.h"
 
 using namespace mxguard;
@@ -453,4 +454,22 @@ TEST_CASE("config: backscatter needs a proof source; bad key file stops start-up
   REQUIRE_FALSE(b);
   CHECK(b.error().where == path.string());
   std::filesystem::remove(path);
+}
+
+TEST_CASE("auto also enforces once BATV signing has run for a whole lifetime",
+          "[backscatter][batv][auto]") {
+  ManualClock clock;
+  state::MemoryStore store(state::MemoryStoreOptions{}, clock);  // its expiry on the same clock
+  const auto lifetime = std::chrono::milliseconds(std::chrono::hours(24 * 14));
+  CHECK_FALSE(content::signing_warm(store, lifetime, clock.now()));
+  content::note_signing(store, lifetime, clock.now());
+  clock.advance(std::chrono::hours(24 * 14) - std::chrono::minutes(1));
+  CHECK_FALSE(content::signing_warm(store, lifetime, clock.now()));
+  content::note_signing(store, lifetime, clock.now());  // still signing
+  clock.advance(std::chrono::minutes(1));
+  CHECK(content::signing_warm(store, lifetime, clock.now()));
+  // A whole lifetime without signing starts the count again.
+  clock.advance(std::chrono::hours(24 * 15));
+  content::note_signing(store, lifetime, clock.now());
+  CHECK_FALSE(content::signing_warm(store, lifetime, clock.now()));
 }

@@ -14,6 +14,7 @@
 
 #include "mxguard/session.h"
 #include "mxguard/state/ledger.h"
+#include "mxguard/state/store.h"
 
 namespace mxguard {
 struct CheckContext;
@@ -61,6 +62,15 @@ struct LedgerWarmth {
 };
 LedgerWarmth ledger_warmth(state::Ledger& ledger, std::chrono::milliseconds lifetime,
                            state::TimePoint now);
+// BATV signing counts as well (issue 14): auto also enforces once our outgoing mail has been
+// signed for a whole ledger-lifetime (bounces of it then carry the tag). note_signing() is
+// called when a sender is signed, at most once a minute, and keeps in the state store since
+// when signing has run without a gap of a lifetime; signing_warm() reads it.
+void note_signing(state::StateStore& store, std::chrono::milliseconds lifetime,
+                  state::TimePoint now);
+bool signing_warm(state::StateStore& store, std::chrono::milliseconds lifetime,
+                  state::TimePoint now);
+
 // The same, worked out afresh and without logging (mxguard -n).
 LedgerWarmth ledger_warmth_now(state::Ledger& ledger, std::chrono::milliseconds lifetime,
                                state::TimePoint now);

@@ -89,6 +89,8 @@ struct Transaction {
   // The ledger of our sent mail has recorded for a whole lifetime (set at MAIL): automatic
   // replies from real senders are judged too.
   bool ledger_warm = false;
+  // check.backscatter = auto enforces: the ledger is warm, or BATV signing has run a lifetime.
+  bool auto_warm = false;
   std::optional<MtaRejection> rcpt_rejected_by_mta;
   std::string queue_id;
   std::vector<Header> headers;  // bounded by the adapter
