@@ -48,11 +48,16 @@ void print_backscatter_mode(const Config& cfg) {
     return;
   }
   const auto now = std::chrono::system_clock::now();
+  auto store = state::StateRuntime::make_store(cfg.state, system_clock());
+  if (cfg.batv.keys && cfg.batv.sign &&
+      content::signing_warm(*store, cfg.state.ledger.lifetime, now)) {
+    fmt::print(
+        "  backscatter: auto, enforcing: BATV signing has run for a whole "
+        "ledger-lifetime\n");
+    return;
+  }
   auto ledger =
-      cfg.state.ledger.enabled
-          ? state::StateRuntime::make_ledger(
-                cfg.state, state::StateRuntime::make_store(cfg.state, system_clock()), now)
-          : nullptr;
+      cfg.state.ledger.enabled ? state::StateRuntime::make_ledger(cfg.state, store, now) : nullptr;
   if (!ledger) {
     fmt::print(
         "  backscatter: auto, reports only: no ledger (ledger = no, or its key file "
