@@ -83,14 +83,20 @@ bool judges_real_senders(const Session& s) {
 bool content_matters(const Session& s) {
   const Config* cfg = config_of(s);
   if (!cfg) return true;
+  // The ledger needs the Message-ID of our outgoing mail (and only that).
+  return records(*cfg, s) || needed_after_headers(s);
+}
+
+bool needed_after_headers(const Session& s) {
+  const Config* cfg = config_of(s);
+  if (!cfg) return true;
   if (!s.tx.batv_valid.empty()) return true;  // tags to remove at end of message
   if (cfg->report_header && !(s.would_reject.empty() && s.tx.would_reject.empty())) return true;
   if (cfg->enabled(CheckId::Backscatter) &&
       message::is_bounce_sender(s.tx.sender.raw, rules_of(*cfg)))
     return true;
-  // The ledger needs the Message-ID of our outgoing mail; a warm ledger lets the headers of
-  // inbound mail show an automatic reply from a real sender.
-  if (records(*cfg, s) || judges_real_senders(s)) return true;
+  // A warm ledger lets the headers of inbound mail show an automatic reply from a real sender.
+  if (judges_real_senders(s)) return true;
   return signs_sender(*cfg, s);
 }
 

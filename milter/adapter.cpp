@@ -248,22 +248,23 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     // trips (see DESIGN.md, cost model). MAIL is kept whenever a later step is, for the
     // sender that exemptions and logs need.
     StageSet need = policy->pipeline.stages();
+    // The content feed (the ledger, BATV signing, the message checks) needs the envelope and
+    // the headers, without a reply to each, and may accept the message at DATA or at end of
+    // headers.
+    const bool content = content::wants_content(c->session);
     unsigned long steps = 0;
-    const bool after_mail = need.has(Stage::Rcpt) || need.has(Stage::Data) ||
+    const bool after_mail = content || need.has(Stage::Rcpt) || need.has(Stage::Data) ||
                             need.has(Stage::Header) || need.has(Stage::Eoh) ||
                             need.has(Stage::Body) || need.has(Stage::Eom);
     if (!need.has(Stage::Helo)) steps |= SMFIP_NOHELO | SMFIP_NR_HELO;
     if (!need.has(Stage::Mail) && !after_mail) steps |= SMFIP_NOMAIL;
     if (!need.has(Stage::Mail)) steps |= SMFIP_NR_MAIL;
     if (need.has(Stage::Header)) steps |= SMFIP_NR_HDR;  // collected, judged at end of headers
-    // The content checks and the ledger need the recipients, not a reply for each.
-    if (!need.has(Stage::Rcpt))
-      steps |= content::wants_content(c->session) ? SMFIP_NR_RCPT : SMFIP_NORCPT | SMFIP_NR_RCPT;
+    if (!need.has(Stage::Rcpt)) steps |= content ? SMFIP_NR_RCPT : SMFIP_NORCPT | SMFIP_NR_RCPT;
     // DATA is where mail that needs no content check is accepted (see on_data).
-    if (!need.has(Stage::Data) && !content::wants_content(c->session))
-      steps |= SMFIP_NODATA | SMFIP_NR_DATA;
-    if (!need.has(Stage::Header)) steps |= SMFIP_NOHDRS | SMFIP_NR_HDR;
-    if (!need.has(Stage::Eoh)) steps |= SMFIP_NOEOH | SMFIP_NR_EOH;
+    if (!need.has(Stage::Data) && !content) steps |= SMFIP_NODATA | SMFIP_NR_DATA;
+    if (!need.has(Stage::Header)) steps |= content ? SMFIP_NR_HDR : SMFIP_NOHDRS | SMFIP_NR_HDR;
+    if (!need.has(Stage::Eoh) && !content) steps |= SMFIP_NOEOH | SMFIP_NR_EOH;
     if (!need.has(Stage::Body)) steps |= SMFIP_NOBODY | SMFIP_NR_BODY;
     steps |= SMFIP_NOUNKNOWN | SMFIP_NR_UNKN;
     if (!need.has(Stage::Connect)) steps |= SMFIP_NR_CONN;
@@ -418,6 +419,12 @@ sfsistat on_eoh(SMFICTX* ctx) {
       if (state::StateRuntime* rt = g_state.load())
         if (auto ledger = rt->ledger())
           content::record_outgoing(*s, *ledger, std::chrono::system_clock::now());
+      // Recorded, and nothing else wants the body: the MTA need not send it (round trips).
+      if (!content::needed_after_headers(*s)) {
+        log(LogLevel::Debug, "{}: accepted at end of headers", s->log_id());
+        end_transaction(connection_of(ctx));
+        return SMFIS_ACCEPT;
+      }
     } catch (const std::exception& e) {
       return internal_error(s, "eoh", e.what());
     }

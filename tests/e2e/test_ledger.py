@@ -215,3 +215,13 @@ def test_the_key_file_is_made_with_mode_600(mxguard, tmp_path):
     key = tmp_path / "ledger.key"
     wait_until(key.exists, 10, what="the ledger key file")
     assert os.stat(key).st_mode & 0o777 == 0o600
+
+
+def test_the_ledger_records_with_the_backscatter_check_off(postfix, mxguard, sink, tmp_path):
+    """The ledger does not depend on the check: the headers it needs are asked for anyway."""
+    port = free_port()
+    d = mxguard(config(tmp_path, mode="off", extra=f"metrics-listen = 127.0.0.1:{port}\n"))
+    send_out(postfix(milter=d.socket), sink)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    assert re.search(r"^mxguard_ledger_recorded_total 2$", text, re.M), text

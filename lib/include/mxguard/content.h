@@ -36,6 +36,11 @@ bool content_matters(const Session& s);
 // once (tx.rcpt_tag), for the batv check and for on_recipient().
 void prepare_stage(Stage stage, Session& s, const CheckContext& ctx);
 
+// At end of headers, once the ledger has what it needs: does anything still need the body or
+// the end of message (content_matters() less the ledger's Message-ID)? If not, the adapter
+// accepts the message there.
+bool needed_after_headers(const Session& s);
+
 // xxfi_envrcpt, after the pipeline let the recipient through: keeps a valid BATV tag in
 // tx.batv_valid (proof a for the backscatter check; tag removal at end of message).
 void on_recipient(Session& s);
