@@ -22,6 +22,8 @@ Expected<std::string, std::string> domain_to_ascii(std::string_view domain) {
   const bool ascii =
       std::all_of(d.begin(), d.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
   if (!ascii) {
+    // libidn2 reads a C string: a NUL inside would cut the name short ("b\xc3\xbccher.\0x").
+    if (d.find('\0') != std::string::npos) return unexpected(std::string("domain with a NUL byte"));
     char* out = nullptr;
     int rc = idn2_to_ascii_8z(d.c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
     if (rc != IDN2_OK) {

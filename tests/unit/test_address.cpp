@@ -203,3 +203,19 @@ TEST_CASE("BATV verifies an Address as it verifies its text", "[address][batv]")
   CHECK(r.status == batv::PrvsStatus::NotTagged);
   CHECK(r.address == "victor@example.com");
 }
+
+TEST_CASE("a NUL inside a U-label domain is not an A-label", "[address]") {
+  // Found by fuzz_address: libidn2 reads a C string, so "bücher.\0..." became "xn--bcher-kva."
+  // with a trailing dot.
+  const std::string raw(
+      "user@B\xc3\xbc"
+      "cher.\0\0\x16",
+      16);
+  const Address a = Address::parse(raw);
+  CHECK(a.domain_invalid);
+  CHECK((a.domain.empty() || a.domain.back() != '.'));
+  CHECK_FALSE(
+      domain_to_ascii(std::string_view("b\xc3\xbc"
+                                       "cher.\0x",
+                                       9)));
+}
