@@ -71,10 +71,9 @@ options::Problem load_provider_suffixes(const options::Reader& r, BanSettings& b
 options::Problem load_ledger(const options::Reader& r, LedgerOptions& o) {
   using std::chrono::hours;
   constexpr std::chrono::milliseconds sec(1000);
-  for (auto e :
-       {r.flag("ledger", o.enabled),
-        r.duration("ledger-lifetime", sec, sec, hours(24 * 90), "14d, 336h", o.lifetime),
-        r.number("ledger-max-entries", 1000, 1'000'000'000, o.max_entries)})
+  for (auto e : {r.flag("ledger", o.enabled),
+                 r.duration("ledger-lifetime", sec, sec, hours(24 * 90), "14d, 336h", o.lifetime),
+                 r.number("ledger-max-entries", 1000, 1'000'000'000, o.max_entries)})
     if (e) return e;
   o.file = r.string("ledger-file", o.file);
   o.key_file = r.string("ledger-key-file", o.key_file);
