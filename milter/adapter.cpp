@@ -9,6 +9,7 @@
 #include <ctime>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -312,6 +313,23 @@ sfsistat on_helo(SMFICTX* ctx, char* helo) {
   return run_stage(ctx, Stage::Helo, "helo", [&](Session& s) { s.helo = helo ? helo : ""; });
 }
 
+// BATV signing has run a whole lifetime: asked of the state store at most once a minute, not
+// at every MAIL (with Redis, a round trip each).
+bool signing_warm(state::StateRuntime& rt, std::chrono::milliseconds lifetime,
+                  std::chrono::system_clock::time_point now) {
+  static std::mutex mu;
+  static std::chrono::system_clock::time_point checked{};
+  static bool warm = false;
+  std::lock_guard lock(mu);
+  if (checked == std::chrono::system_clock::time_point{} ||
+      now - checked >= std::chrono::minutes(1)) {
+    checked = now;
+    auto bans = rt.bans();
+    warm = bans && content::signing_warm(bans->store(), lifetime, now);
+  }
+  return warm;
+}
+
 // At MAIL: has the ledger recorded our outgoing mail for a whole lifetime? (auto enforces,
 // automatic replies from real senders are judged; see content::ledger_warmth.)
 void note_ledger_warmth(Session& s) {
@@ -325,8 +343,7 @@ void note_ledger_warmth(Session& s) {
     s.tx.ledger_warm = content::ledger_warmth(*ledger, lifetime, now).warm;
   s.tx.auto_warm = s.tx.ledger_warm;
   if (!s.tx.auto_warm && cfg.batv.keys && cfg.batv.sign)
-    if (auto bans = rt->bans())
-      s.tx.auto_warm = content::signing_warm(bans->store(), lifetime, now);
+    s.tx.auto_warm = signing_warm(*rt, lifetime, now);
 }
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
