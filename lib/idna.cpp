@@ -33,6 +33,9 @@ Expected<std::string, std::string> domain_to_ascii(std::string_view domain) {
     }
     d = out;
     idn2_free(out);
+    // Mapping can leave dots at the end ("x.\u200b" -> "x."; found by fuzz_address).
+    d = std::string(without_trailing_dots(d));
+    if (d.empty()) return unexpected(std::string("empty domain"));
   }
   for (char& c : d)
     c = ascii_lower(c);

@@ -219,3 +219,11 @@ TEST_CASE("a NUL inside a U-label domain is not an A-label", "[address]") {
                                        "cher.\0x",
                                        9)));
 }
+
+TEST_CASE("a domain that maps to dots alone is empty, not '.'", "[address]") {
+  // Found by fuzz_address: IDNA maps a zero-width space to nothing, leaving a trailing dot.
+  const Address a = Address::parse("./1@.\xe2\x80\x8b");
+  CHECK((a.domain.empty() || a.domain.back() != '.'));
+  auto mapped = domain_to_ascii("x.\xe2\x80\x8b");
+  CHECK((!mapped || mapped->back() != '.'));
+}
