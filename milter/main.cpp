@@ -79,6 +79,7 @@ void print_check_config(const Config& cfg, const Policy& policy) {
   fmt::print("mxguard {}: configuration OK\n", MXGUARD_VERSION);
   fmt::print("  socket: {}\n", cfg.socket);
   fmt::print("  report-only: {}\n", cfg.report_only ? "yes" : "no");
+  fmt::print("  state: {}\n", state::describe_state(cfg.state));
   for (const auto& [name, mode] : policy.pipeline.describe())
     fmt::print("  check.{} = {}\n", name, to_string(mode));
   auto tables = [](std::string_view what, const auto& list) {

@@ -1,5 +1,11 @@
 #include "mxguard/state/options.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
 #include <fmt/format.h>
 
 namespace mxguard::state {
@@ -8,7 +14,17 @@ std::vector<options::Spec> state_option_specs() {
   using options::Kind;
   return {
       {"state", Kind::Value,
-       "where strikes and bans live: memory, or redis://host:port/db to share them"},
+       "where strikes and bans live: memory, redis://host:port/db, or sentinel (see "
+       "redis-sentinels) to share them"},
+      {"redis-user", Kind::Value, "Redis 6 ACL user to AUTH as (with redis-password-file)"},
+      {"redis-password-file", Kind::Value,
+       "file whose first line is the Redis password (mode 600, owned by the daemon's user)"},
+      {"redis-sentinels", Kind::List,
+       "state = sentinel: the sentinels to ask for the master, host:port (port 26379 if none)"},
+      {"redis-master-name", Kind::Value, "state = sentinel: the name the sentinels monitor"},
+      {"redis-database", Kind::Value, "state = sentinel: the database number (default 0)"},
+      {"redis-sentinel-password-file", Kind::Value,
+       "file whose first line is the sentinels' password (requirepass), mode 600"},
       {"state-file", Kind::Value, "memory state: file that keeps bans across restarts"},
       {"state-max-entries", Kind::Value, "memory state: most entries kept (about 100 bytes each)"},
       {"redis-timeout", Kind::Value, "give up on one Redis call after this long (default 200ms)"},
@@ -37,22 +53,133 @@ std::vector<options::Spec> state_option_specs() {
   };
 }
 
+Expected<std::string, std::string> read_secret_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return unexpected(fmt::format("{}: cannot read it: {}", path, std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) return unexpected(fmt::format("{}: not a regular file", path));
+  if ((st.st_mode & 077) != 0)
+    return unexpected(
+        fmt::format("{}: group or others may access it (mode {:04o}); a secret "
+                    "must be mode 600 (chmod 600 {})",
+                    path, st.st_mode & 07777, path));
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    if (in.bad() || !in.is_open())
+      return unexpected(fmt::format("{}: cannot read it: {}", path, std::strerror(errno)));
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty())
+    return unexpected(fmt::format("{}: the first line, the password, is empty", path));
+  return line;
+}
+
 namespace {
+
+const char* const kNoDatabaseWithUrl =
+    "redis-database: only with state = sentinel (a redis:// "
+    "URL names its database itself)";
+
+// redis-user, redis-password-file: merged into the URL's user and password.
+options::Problem load_auth(const options::Reader& r, StateOptions& o) {
+  const options::RawValue* user = r.last("redis-user");
+  const options::RawValue* file = r.last("redis-password-file");
+  if (!o.redis) {
+    for (const auto* v : {user, file, r.last("redis-database"),
+                          r.last("redis-sentinel-password-file"), r.last("redis-master-name")})
+      if (v)
+        return ConfigError{v->where, "only with Redis state (state = redis://... or sentinel)"};
+    return std::nullopt;
+  }
+  if (user) {
+    if (!o.redis->user.empty() && o.redis->user != user->value)
+      return ConfigError{user->where, "redis-user: the state URL names another user"};
+    if (user->value.empty() || user->value.find_first_of(" \t") != std::string::npos)
+      return ConfigError{user->where, "redis-user: expected a user name"};
+    o.redis->user = user->value;
+  }
+  if (file) {
+    if (!o.redis->password.empty())
+      return ConfigError{file->where,
+                         "redis-password-file: the state URL holds a password already; keep it "
+                         "in one place, the file"};
+    auto secret = read_secret_file(file->value);
+    if (!secret) return ConfigError{file->where, "redis-password-file: " + secret.error()};
+    o.redis->password = *secret;
+    o.redis_password_file = file->value;
+  }
+  if (!o.redis->user.empty() && o.redis->password.empty()) {
+    const options::RawValue* v = user ? user : r.last("state");
+    return ConfigError{v ? v->where : "redis-user",
+                       "redis-user: a user needs a password (redis-password-file)"};
+  }
+  return std::nullopt;
+}
+
+options::Problem load_sentinel(const options::Reader& r, StateOptions& o) {
+  const options::RawValue* state = r.last("state");
+  const bool sentinel = state && state->value == "sentinel";
+  const options::RawValue* name = r.last("redis-master-name");
+  auto list = r.list("redis-sentinels");
+  if (!list) return list.error();
+  if (!sentinel) {
+    if (!list->empty())
+      return ConfigError{list->front().where, "redis-sentinels: only with state = sentinel"};
+    if (name) return ConfigError{name->where, "redis-master-name: only with state = sentinel"};
+    if (const options::RawValue* v = r.last("redis-sentinel-password-file"))
+      return ConfigError{v->where, "redis-sentinel-password-file: only with state = sentinel"};
+    if (const options::RawValue* v = r.last("redis-database"); v && o.redis)
+      return ConfigError{v->where, kNoDatabaseWithUrl};
+    return std::nullopt;
+  }
+  if (list->empty())
+    return ConfigError{state->where,
+                       "state = sentinel needs redis-sentinels (host:port, host:port, ...)"};
+  if (!name || name->value.empty())
+    return ConfigError{name ? name->where : state->where,
+                       "state = sentinel needs redis-master-name (the name the sentinels "
+                       "monitor)"};
+  for (const auto& item : *list) {
+    auto e = RedisEndpoint::parse(item.value, 26379);
+    if (!e)
+      return ConfigError{item.where,
+                         fmt::format("redis-sentinels: '{}': {}", item.value, e.error())};
+    o.redis_sentinels.push_back(*e);
+  }
+  o.redis_master_name = name->value;
+  o.redis = RedisUrl{};
+  o.redis->host.clear();
+  o.redis->port = 0;
+  if (auto e = r.number("redis-database", 0, 1'000'000, o.redis->db)) return e;
+  if (const options::RawValue* f = r.last("redis-sentinel-password-file")) {
+    auto secret = read_secret_file(f->value);
+    if (!secret) return ConfigError{f->where, "redis-sentinel-password-file: " + secret.error()};
+    o.sentinel_password = *secret;
+    o.redis_sentinel_password_file = f->value;
+  }
+  return std::nullopt;
+}
 
 options::Problem load_backend(const options::Reader& r, StateOptions& o) {
   if (const options::RawValue* v = r.last("state")) {
-    if (v->value != "memory") {
+    if (v->value != "memory" && v->value != "sentinel") {
       auto url = RedisUrl::parse(v->value);
-      if (!url)
+      if (!url) {
+        if (v->value.starts_with("rediss://"))
+          return ConfigError{v->where, "state: " + url.error()};
         return ConfigError{v->where, fmt::format("state: expected memory or "
-                                                 "redis://host:port/db, got '{}': {}",
-                                                 v->value, url.error())};
+                                                 "redis://host:port/db (or sentinel), got "
+                                                 "'{}': {}",
+                                                 redact_redis_url(v->value), url.error())};
+      }
       o.redis = *url;
     }
     o.state = v->value;
   }
   o.state_file = r.string("state-file", o.state_file);
-  return std::nullopt;
+  if (auto e = load_sentinel(r, o)) return e;
+  return load_auth(r, o);
 }
 
 options::Problem load_provider_suffixes(const options::Reader& r, BanSettings& b) {
@@ -106,6 +233,28 @@ options::Problem load_state_options(const options::Reader& r, StateOptions& o) {
         load_ledger(r, o.ledger)})
     if (e) return e;
   return std::nullopt;
+}
+
+std::string describe_state(const StateOptions& o) {
+  if (!o.redis) return o.state_file.empty() ? "memory" : "memory, saved in " + o.state_file;
+  std::string auth = "no";
+  if (!o.redis->password.empty()) {
+    auth = "yes";
+    if (!o.redis->user.empty()) auth += ", user " + o.redis->user;
+    auth += ", password from " +
+            (o.redis_password_file.empty() ? std::string("the URL") : o.redis_password_file);
+  }
+  if (o.redis_sentinels.empty())
+    return fmt::format("redis {} (plain connection: TLS only through a tunnel), auth: {}",
+                       o.redis->to_string(), auth);
+  std::string list;
+  for (const auto& s : o.redis_sentinels)
+    list += (list.empty() ? "" : ", ") + s.to_string();
+  return fmt::format(
+      "redis through sentinel: master name {}, sentinels {}, db {}, auth: {}, sentinel "
+      "auth: {}",
+      o.redis_master_name, list, o.redis->db, auth,
+      o.sentinel_password.empty() ? "no" : "yes, password from " + o.redis_sentinel_password_file);
 }
 
 }  // namespace mxguard::state

@@ -59,10 +59,97 @@ StoreError protocol_error(const redisReply* r, std::string_view what) {
   return {StoreErrorKind::Protocol, fmt::format("unexpected reply to {}", what)};
 }
 
+ReplyPtr run_argv(redisContext* c, const std::vector<std::string>& argv) {
+  std::vector<const char*> ptrs;
+  std::vector<std::size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const auto& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  return ReplyPtr(static_cast<redisReply*>(
+      redisCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+}
+
+// A command whose reply only says yes or no (AUTH, SELECT).
+std::optional<StoreError> simple_command(redisContext* c, const std::vector<std::string>& argv) {
+  ReplyPtr r = run_argv(c, argv);
+  if (!r) return context_error(c);
+  if (r->type == REDIS_REPLY_ERROR) return protocol_error(r.get(), argv[0]);
+  return std::nullopt;
+}
+
+bool is_readonly_reply(const redisReply& r) {
+  return r.type == REDIS_REPLY_ERROR &&
+         std::string_view(r.str, r.len).substr(0, 8) == std::string_view("READONLY");
+}
+
+// host and port out of "host", "host:port", "[v6]" or "[v6]:port".
+std::optional<std::string> split_host_port(std::string_view hostport, std::string& host,
+                                           std::string_view& port) {
+  if (!hostport.empty() && hostport.front() == '[') {
+    auto close = hostport.find(']');
+    if (close == std::string_view::npos) return std::string("unclosed '[' in host");
+    host = std::string(hostport.substr(1, close - 1));
+    std::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return std::string("junk after ']'");
+      port = after.substr(1);
+    }
+  } else {
+    auto colon = hostport.find(':');
+    host = std::string(hostport.substr(0, colon));
+    if (colon != std::string_view::npos) port = hostport.substr(colon + 1);
+  }
+  if (host.empty()) return std::string("missing host");
+  return std::nullopt;
+}
+
+std::string bracketed(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
 }  // namespace
+
+std::string redact_redis_url(std::string_view text) {
+  auto scheme = text.find("://");
+  if (scheme == std::string_view::npos) return std::string(text);
+  std::string_view rest = text.substr(scheme + 3);
+  auto at = rest.rfind('@');
+  if (at == std::string_view::npos) return std::string(text);
+  std::string_view info = rest.substr(0, at);
+  auto colon = info.find(':');
+  std::string user = colon == std::string_view::npos ? "" : std::string(info.substr(0, colon));
+  return fmt::format("{}{}{}***@{}", text.substr(0, scheme + 3), user, user.empty() ? "" : ":",
+                     rest.substr(at + 1));
+}
+
+Expected<RedisEndpoint, std::string> RedisEndpoint::parse(std::string_view text, int default_port) {
+  RedisEndpoint out;
+  std::string_view port;
+  if (auto e = split_host_port(text, out.host, port)) return unexpected(*e);
+  out.port = default_port;
+  if (!port.empty()) {
+    auto p = parse_number(port, 1, 65535);
+    if (!p) return unexpected(fmt::format("bad port '{}'", port));
+    out.port = *p;
+  }
+  return out;
+}
+
+std::string RedisEndpoint::to_string() const {
+  return fmt::format("{}:{}", bracketed(host), port);
+}
 
 Expected<RedisUrl, std::string> RedisUrl::parse(std::string_view url) {
   constexpr std::string_view scheme = "redis://";
+  if (url.substr(0, 9) == "rediss://")
+    return unexpected(std::string(
+        "rediss:// (Redis over TLS) needs hiredis 1.0 or later with hiredis_ssl, and this "
+        "build has none (Debian 12 ships hiredis 0.14): run stunnel in client mode on this "
+        "host, with certificate verification, and set state to its local plain end, e.g. "
+        "redis://127.0.0.1:6380/0 (mxguard(8), \"Several MX hosts\")"));
   if (url.substr(0, scheme.size()) != scheme)
     return unexpected(std::string("expected redis://host:port/db"));
   std::string_view rest = url.substr(scheme.size());
@@ -82,21 +169,7 @@ Expected<RedisUrl, std::string> RedisUrl::parse(std::string_view url) {
   std::string_view path =
       rest.find('/') == std::string_view::npos ? "" : rest.substr(rest.find('/') + 1);
   std::string_view port;
-  if (!hostport.empty() && hostport.front() == '[') {
-    auto close = hostport.find(']');
-    if (close == std::string_view::npos) return unexpected(std::string("unclosed '[' in host"));
-    out.host = std::string(hostport.substr(1, close - 1));
-    std::string_view after = hostport.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return unexpected(std::string("junk after ']'"));
-      port = after.substr(1);
-    }
-  } else {
-    auto colon = hostport.find(':');
-    out.host = std::string(hostport.substr(0, colon));
-    if (colon != std::string_view::npos) port = hostport.substr(colon + 1);
-  }
-  if (out.host.empty()) return unexpected(std::string("missing host"));
+  if (auto e = split_host_port(hostport, out.host, port)) return unexpected(*e);
   if (!port.empty()) {
     auto p = parse_number(port, 1, 65535);
     if (!p) return unexpected(fmt::format("bad port '{}'", port));
@@ -111,8 +184,7 @@ Expected<RedisUrl, std::string> RedisUrl::parse(std::string_view url) {
 }
 
 std::string RedisUrl::to_string() const {
-  bool v6 = host.find(':') != std::string::npos;
-  return fmt::format("redis://{}{}{}:{}/{}", v6 ? "[" : "", host, v6 ? "]" : "", port, db);
+  return fmt::format("redis://{}:{}/{}", bracketed(host), port, db);
 }
 
 struct RedisStore::Outcome {
@@ -131,13 +203,84 @@ RedisStore::RedisStore(RedisStoreOptions options, const Clock& clock)
   Conn c = acquire(&err);
   if (c) {
     release(std::move(c));
-    log(LogLevel::Info, "state: using {}", options_.url.to_string());
+    log(LogLevel::Info, "state: using {}", describe());
   } else {
     mark_down(err);
   }
 }
 
 RedisStore::~RedisStore() = default;
+
+std::string RedisStore::describe() const {
+  if (options_.sentinels.empty()) return options_.url.to_string();
+  std::string list;
+  for (const auto& s : options_.sentinels)
+    list += (list.empty() ? "" : ",") + s.to_string();
+  return fmt::format("sentinel master {} (sentinels {}) db {}", options_.master_name, list,
+                     options_.url.db);
+}
+
+void RedisStore::forget_master() {
+  std::lock_guard lock(master_mu_);
+  master_.reset();
+}
+
+Expected<RedisEndpoint, StoreError> RedisStore::master() {
+  {
+    std::lock_guard lock(master_mu_);
+    if (master_) return *master_;
+  }
+  auto found = ask_sentinels();
+  if (!found) return found;
+  std::lock_guard lock(master_mu_);
+  if (last_master_ != *found)
+    log(LogLevel::Notice, "state: the sentinels name {} as master {}", found->to_string(),
+        options_.master_name);
+  master_ = last_master_ = *found;
+  return *found;
+}
+
+Expected<RedisEndpoint, StoreError> RedisStore::ask_sentinels() {
+  const timeval tv = to_timeval(options_.timeout);
+  const std::size_t n = options_.sentinels.size();
+  const std::size_t first = preferred_sentinel_.load() % n;
+  std::string why;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t at = (first + i) % n;
+    const RedisEndpoint& s = options_.sentinels[at];
+    auto note = [&](std::string_view what) {
+      why += fmt::format("{}{}: {}", why.empty() ? "" : "; ", s.to_string(), what);
+    };
+    Conn c(redisConnectWithTimeout(s.host.c_str(), s.port, tv));
+    if (!c || c->err) {
+      note(context_error(c.get()).message);
+      continue;
+    }
+    redisSetTimeout(c.get(), tv);
+    if (!options_.sentinel_password.empty()) {
+      if (auto e = simple_command(c.get(), {"AUTH", options_.sentinel_password})) {
+        note(e->message);
+        continue;
+      }
+    }
+    ReplyPtr r = run_argv(c.get(), {"SENTINEL", "get-master-addr-by-name", options_.master_name});
+    if (!r) {
+      note(context_error(c.get()).message);
+      continue;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
+      auto port = parse_number(std::string_view(r->element[1]->str, r->element[1]->len), 1, 65535);
+      if (port) {
+        preferred_sentinel_ = at;
+        return RedisEndpoint{std::string(r->element[0]->str, r->element[0]->len), *port};
+      }
+    }
+    note(r->type == REDIS_REPLY_NIL ? fmt::format("knows no master {}", options_.master_name)
+                                    : protocol_error(r.get(), "SENTINEL").message);
+  }
+  return unexpected(StoreError{StoreErrorKind::Unavailable, "no sentinel named a master: " + why});
+}
 
 std::string RedisStore::k(std::string_view key) const {
   std::string out;
@@ -147,31 +290,43 @@ std::string RedisStore::k(std::string_view key) const {
 }
 
 Expected<RedisStore::Conn, StoreError> RedisStore::connect() {
+  const bool sentinel = !options_.sentinels.empty();
+  RedisEndpoint where{options_.url.host, options_.url.port};
+  if (sentinel) {
+    auto m = master();
+    if (!m) return unexpected(m.error());
+    where = *m;
+  }
   const timeval tv = to_timeval(options_.timeout);
-  Conn c(redisConnectWithTimeout(options_.url.host.c_str(), options_.url.port, tv));
+  Conn c(redisConnectWithTimeout(where.host.c_str(), where.port, tv));
   if (!c || c->err) return unexpected(context_error(c.get()));
   redisSetTimeout(c.get(), tv);
   redisEnableKeepAlive(c.get());
-  auto simple = [&](std::vector<std::string> argv) -> std::optional<StoreError> {
-    std::vector<const char*> ptrs;
-    std::vector<std::size_t> lens;
-    for (const auto& a : argv) {
-      ptrs.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    ReplyPtr r(static_cast<redisReply*>(
-        redisCommandArgv(c.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
-    if (!r) return context_error(c.get());
-    if (r->type == REDIS_REPLY_ERROR) return protocol_error(r.get(), argv[0]);
-    return std::nullopt;
-  };
   if (!options_.url.password.empty()) {
-    auto e = options_.url.user.empty() ? simple({"AUTH", options_.url.password})
-                                       : simple({"AUTH", options_.url.user, options_.url.password});
+    auto e = options_.url.user.empty()
+                 ? simple_command(c.get(), {"AUTH", options_.url.password})
+                 : simple_command(c.get(), {"AUTH", options_.url.user, options_.url.password});
     if (e) return unexpected(*e);
   }
+  if (sentinel) {
+    // The sentinels may be behind (a failover under way): only a master will do.
+    ReplyPtr r = run_argv(c.get(), {"ROLE"});
+    if (!r) return unexpected(context_error(c.get()));
+    std::string_view role;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        r->element[0]->type == REDIS_REPLY_STRING)
+      role = std::string_view(r->element[0]->str, r->element[0]->len);
+    if (role != "master") {
+      forget_master();
+      return unexpected(
+          StoreError{StoreErrorKind::Unavailable,
+                     fmt::format("{} is not a master (role {})", where.to_string(),
+                                 role.empty() ? std::string("unknown") : std::string(role))});
+    }
+  }
   if (options_.url.db != 0) {
-    if (auto e = simple({"SELECT", std::to_string(options_.url.db)})) return unexpected(*e);
+    if (auto e = simple_command(c.get(), {"SELECT", std::to_string(options_.url.db)}))
+      return unexpected(*e);
   }
   return c;
 }
@@ -211,8 +366,7 @@ void RedisStore::mark_up() {
   probing_ = false;
   backoff_ = std::chrono::milliseconds(0);
   if (!up_.exchange(true))
-    log(LogLevel::Notice, "state: {} is reachable again; using shared state",
-        options_.url.to_string());
+    log(LogLevel::Notice, "state: {} is reachable again; using shared state", describe());
 }
 
 void RedisStore::mark_down(const StoreError& e) {
@@ -223,8 +377,7 @@ void RedisStore::mark_down(const StoreError& e) {
     const bool was_probe = probing_.exchange(false);
     if (was_up) {
       backoff_ = options_.min_backoff;
-      log(LogLevel::Warning, "state: {} is unreachable ({}); {}", options_.url.to_string(),
-          e.message,
+      log(LogLevel::Warning, "state: {} is unreachable ({}); {}", describe(), e.message,
           options_.fallback ? "using local memory state until it is back"
                             : "state calls fail until it is back");
     } else if (was_probe) {
@@ -232,6 +385,8 @@ void RedisStore::mark_down(const StoreError& e) {
     }
     next_attempt_ = std::chrono::steady_clock::now() + backoff_;
   }
+  // With Sentinel, the next attempt asks where the master is now.
+  if (!options_.sentinels.empty()) forget_master();
   {
     // The other pooled connections are most likely dead too.
     std::lock_guard lock(pool_mu_);
@@ -249,21 +404,22 @@ RedisStore::Outcome RedisStore::command(const std::vector<std::string>& argv) {
     out.transport = true;
     return out;
   }
-  std::vector<const char*> ptrs;
-  std::vector<std::size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  out.reply.reset(static_cast<redisReply*>(
-      redisCommandArgv(c.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+  out.reply = run_argv(c.get(), argv);
   if (!out.reply) {
     out.error = context_error(c.get());
     out.transport = true;
     mark_down(*out.error);
     return out;  // the connection is in an unknown state: dropped, not pooled
+  }
+  if (is_readonly_reply(*out.reply)) {
+    // A master demoted to replica (a failover): as good as unreachable until the store finds
+    // the new master.
+    out.error =
+        StoreError{StoreErrorKind::Unavailable, std::string(out.reply->str, out.reply->len)};
+    out.reply.reset();
+    out.transport = true;
+    mark_down(*out.error);
+    return out;
   }
   release(std::move(c));
   if (!up_.load() || probing_.load()) mark_up();
@@ -278,8 +434,7 @@ StoreResult<T> RedisStore::run(const std::vector<std::string>& argv, OnReply on_
     if (o.reply) return on_reply(*o.reply);
     if (!o.transport || !options_.fallback) return unexpected(*o.error);
   } else if (!options_.fallback) {
-    return unexpected(
-        StoreError{StoreErrorKind::Unavailable, options_.url.to_string() + " is unreachable"});
+    return unexpected(StoreError{StoreErrorKind::Unavailable, describe() + " is unreachable"});
   }
   fallback_calls_.fetch_add(1, std::memory_order_relaxed);
   return on_fallback();
@@ -307,8 +462,7 @@ StoreResult<std::optional<std::string>> RedisStore::get_confirmed(std::string_vi
       [&]() -> StoreResult<R> {
         auto local = fallback_.get(key);
         if (!local || *local) return local;
-        return unexpected(
-            StoreError{StoreErrorKind::Unavailable, options_.url.to_string() + " is unreachable"});
+        return unexpected(StoreError{StoreErrorKind::Unavailable, describe() + " is unreachable"});
       });
 }
 

@@ -11,6 +11,11 @@ std::shared_ptr<StateStore> StateRuntime::make_store(const StateOptions& o, cons
     RedisStoreOptions r;
     r.url = *o.redis;
     r.timeout = o.redis_timeout;
+    r.sentinels = o.redis_sentinels;
+    r.master_name = o.redis_master_name;
+    r.sentinel_password = o.sentinel_password;
+    // A failover moves the master within seconds: look for the new one often.
+    if (!r.sentinels.empty()) r.max_backoff = std::chrono::milliseconds(2000);
     return std::make_shared<RedisStore>(std::move(r), clock);
   }
   MemoryStoreOptions m;

@@ -51,6 +51,11 @@ inline bool port_accepts(int port) {
 class RedisServer {
  public:
   explicit RedisServer(int port = free_loopback_port()) : port_(port) { start(); }
+  // With more redis-server arguments, e.g. {"--requirepass", "pw"}.
+  explicit RedisServer(std::vector<std::string> extra)
+      : port_(free_loopback_port()), extra_(std::move(extra)) {
+    start();
+  }
   ~RedisServer() { stop(); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -69,10 +74,15 @@ class RedisServer {
         ::dup2(devnull, 1);
         ::dup2(devnull, 2);
       }
-      std::string port = std::to_string(port_);
-      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
-               static_cast<char*>(nullptr));
+      std::vector<std::string> args = {
+          "redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",  "--save", "",
+          "--appendonly", "no",     "--daemonize",         "no",     "--loglevel", "warning"};
+      args.insert(args.end(), extra_.begin(), extra_.end());
+      std::vector<char*> argv;
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp("redis-server", argv.data());
       ::_exit(127);
     }
     for (int i = 0; i < 500; ++i) {
@@ -102,6 +112,7 @@ class RedisServer {
 
  private:
   int port_;
+  std::vector<std::string> extra_;
   pid_t pid_ = -1;
 };
 

@@ -284,3 +284,118 @@ TEST_CASE("state runtime: with redis the ledger lives in the store, and follows 
   rt.stop();
   fs::remove_all(dir);
 }
+
+TEST_CASE("redis auth options: password file, user, permissions; no secret in -n or errors",
+          "[state][config][redis]") {
+  namespace fs = std::filesystem;
+  auto secret = write_file("redis-pass", "s3cret-pw\n");
+  fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write,
+                  fs::perm_options::replace);
+  auto cfg = test::load_hermetic({"--state", "redis://127.0.0.1:6390/3", "--redis-user", "mx",
+                                  "--redis-password-file", secret});
+  REQUIRE(cfg);
+  const state::StateOptions& s = (*cfg)->state;
+  REQUIRE(s.redis);
+  CHECK(s.redis->user == "mx");
+  CHECK(s.redis->password == "s3cret-pw");
+  const std::string line = state::describe_state(s);
+  CHECK_THAT(line, Catch::Contains("auth: yes, user mx, password from " + secret));
+  CHECK_THAT(line, Catch::Contains("plain"));
+  CHECK(line.find("s3cret") == std::string::npos);
+
+  auto bare = test::load_hermetic({"--state", "redis://127.0.0.1:6390/0"});
+  REQUIRE(bare);
+  CHECK_THAT(state::describe_state((*bare)->state), Catch::Contains("auth: no"));
+  auto url = test::load_hermetic({"--state", "redis://:urlpw@127.0.0.1:6390/0"});
+  REQUIRE(url);
+  CHECK(state::describe_state((*url)->state).find("urlpw") == std::string::npos);
+
+  // CRLF line ends and a second line are tolerated; only the first line counts.
+  auto crlf = write_file("redis-pass-crlf", "pw2\r\nignored\n");
+  fs::permissions(crlf, fs::perms::owner_read, fs::perm_options::replace);
+  auto c2 = test::load_hermetic({"--state", "redis://h:1/0", "--redis-password-file", crlf});
+  REQUIRE(c2);
+  CHECK((*c2)->state.redis->password == "pw2");
+}
+
+TEST_CASE("redis option errors: the file is named, the secret never shown",
+          "[state][config][redis]") {
+  namespace fs = std::filesystem;
+  auto open_file = write_file("redis-pass-644", "s3cret-pw\n");
+  fs::permissions(open_file,
+                  fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                      fs::perms::others_read,
+                  fs::perm_options::replace);
+  auto empty = write_file("redis-pass-empty", "\n");
+  fs::permissions(empty, fs::perms::owner_read, fs::perm_options::replace);
+  auto ok = write_file("redis-pass-ok", "pw\n");
+  fs::permissions(ok, fs::perms::owner_read, fs::perm_options::replace);
+  struct Case {
+    std::string text;
+    std::string where;
+    std::string what;
+  };
+  const Case cases[] = {
+      {"state = redis://h:1/0\nredis-password-file = " + open_file + "\n", ":2",
+       open_file + ": group or others may access it (mode 0644)"},
+      {"state = redis://h:1/0\nredis-password-file = /nonexistent/pw\n", ":2",
+       "/nonexistent/pw: cannot read it"},
+      {"state = redis://h:1/0\nredis-password-file = /tmp\n", ":2", "/tmp: not a regular file"},
+      {"state = redis://h:1/0\nredis-password-file = " + empty + "\n", ":2", "is empty"},
+      {"state = redis://:x@h:1/0\nredis-password-file = " + ok + "\n", ":2",
+       "holds a password already"},
+      {"state = redis://h:1/0\nredis-user = mx\n", ":2", "a user needs a password"},
+      {"redis-password-file = " + ok + "\n", ":1", "only with Redis state"},
+      {"state = rediss://h:1/0\n", ":1", "stunnel"},
+      {"state = redis://u:s3cret@h:99999/0\n", ":1", "redis://u:***@h:99999/0"},
+      {"state = sentinel\nredis-master-name = m\n", ":1", "needs redis-sentinels"},
+      {"state = sentinel\nredis-sentinels = 127.0.0.1:26379\n", ":1", "needs redis-master-name"},
+      {"state = sentinel\nredis-master-name = m\nredis-sentinels = a:1, b:0\n", ":3",
+       "redis-sentinels: 'b:0'"},
+      {"state = redis://h:1/0\nredis-sentinels = a:1\n", ":2", "only with state = sentinel"},
+      {"state = redis://h:1/0\nredis-database = 2\n", ":2", "only with state = sentinel"},
+      {"state = sentinel\nredis-master-name = m\nredis-sentinels = a\n"
+       "redis-sentinel-password-file = " +
+           open_file + "\n",
+       ":4", "redis-sentinel-password-file: " + open_file},
+  };
+  for (const auto& c : cases) {
+    INFO(c.text);
+    auto path = write_file("bad-redis.conf", c.text);
+    auto cfg = test::load_hermetic({"-c", path});
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.error().where == path + c.where);
+    CHECK_THAT(cfg.error().message, Catch::Contains(c.what));
+    CHECK(cfg.error().message.find("s3cret") == std::string::npos);
+  }
+}
+
+TEST_CASE("sentinel options: sentinels, master name, database, sentinel password",
+          "[state][config][redis][sentinel]") {
+  namespace fs = std::filesystem;
+  auto pw = write_file("sentinel-pass", "spw\n");
+  fs::permissions(pw, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+  auto cfg = test::load_hermetic({"--state", "sentinel", "--redis-sentinels",
+                                  "10.0.0.1:26380, 10.0.0.2, [2001:db8::3]:26379",
+                                  "--redis-master-name", "mx-state", "--redis-database", "4",
+                                  "--redis-sentinel-password-file", pw});
+  REQUIRE(cfg);
+  const state::StateOptions& s = (*cfg)->state;
+  REQUIRE(s.redis);
+  CHECK(s.redis->db == 4);
+  REQUIRE(s.redis_sentinels.size() == 3);
+  CHECK(s.redis_sentinels[0].to_string() == "10.0.0.1:26380");
+  CHECK(s.redis_sentinels[1].to_string() == "10.0.0.2:26379");
+  CHECK(s.redis_sentinels[2].to_string() == "[2001:db8::3]:26379");
+  CHECK(s.redis_master_name == "mx-state");
+  CHECK(s.sentinel_password == "spw");
+  const std::string line = state::describe_state(s);
+  CHECK_THAT(line, Catch::Contains("sentinel: master name mx-state, sentinels 10.0.0.1:26380, "
+                                   "10.0.0.2:26379, [2001:db8::3]:26379, db 4, auth: no"));
+  CHECK(line.find("spw") == std::string::npos);
+  // A reload that changes the sentinels builds a new store.
+  state::StateOptions other = s;
+  other.redis_sentinels.pop_back();
+  CHECK_FALSE(s.same_store(other));
+  CHECK(s.same_store(s));
+}

@@ -228,3 +228,73 @@ TEST_CASE("redis store: get_confirmed takes no miss of the fallback for an answe
   REQUIRE_FALSE(r);
   CHECK(r.error().kind == StoreErrorKind::Unavailable);
 }
+
+TEST_CASE("redis url: rediss:// points at the stunnel route; passwords are redacted",
+          "[state][redis]") {
+  auto tls = RedisUrl::parse("rediss://redis.example:6380/0");
+  REQUIRE_FALSE(tls);
+  CHECK_THAT(tls.error(), Catch::Contains("stunnel"));
+  CHECK_THAT(tls.error(), Catch::Contains("hiredis"));
+  CHECK(redact_redis_url("redis://:s3cret@h:1/0") == "redis://***@h:1/0");
+  CHECK(redact_redis_url("redis://u:s3cret@h:1/0") == "redis://u:***@h:1/0");
+  CHECK(redact_redis_url("redis://h:1/0") == "redis://h:1/0");
+  auto e = RedisEndpoint::parse("[::1]", 26379);
+  REQUIRE(e);
+  CHECK(e->to_string() == "[::1]:26379");
+  CHECK(RedisEndpoint::parse("10.0.0.1:26380", 26379)->port == 26380);
+  CHECK_FALSE(RedisEndpoint::parse("h:0", 26379));
+  CHECK_FALSE(RedisEndpoint::parse(":1", 26379));
+}
+
+TEST_CASE("redis store: AUTH with a password, and with an ACL user and password",
+          "[state][redis]") {
+  RedisServer server(
+      {"--requirepass", "pw-default", "--user", "mx", "on", ">pw-mx", "~mxguard:*", "+@all"});
+  SECTION("password alone") {
+    RedisStoreOptions o = options_for(server);
+    o.url.password = "pw-default";
+    RedisStore s(o);
+    REQUIRE(s.redis_up());
+    REQUIRE(s.put("a", "one", 0ms));
+    CHECK(**s.get("a") == "one");
+    CHECK(s.fallback_calls() == 0);
+  }
+  SECTION("user and password") {
+    RedisStoreOptions o = options_for(server);
+    o.url.user = "mx";
+    o.url.password = "pw-mx";
+    RedisStore s(o);
+    REQUIRE(s.redis_up());
+    REQUIRE(s.put("b", "two", 0ms));
+    CHECK(**s.get("b") == "two");
+    CHECK(s.fallback_calls() == 0);
+  }
+  SECTION("a wrong password: the store works on the fallback and says Redis is away") {
+    RedisStoreOptions o = options_for(server);
+    o.url.user = "mx";
+    o.url.password = "wrong";
+    RedisStore s(o);
+    CHECK_FALSE(s.redis_up());
+    REQUIRE(s.put("c", "three", 0ms));
+    CHECK(**s.get("c") == "three");
+    CHECK(s.fallback_calls() > 0);
+  }
+}
+
+TEST_CASE("redis store: sentinel mode with no sentinel that answers works on the fallback",
+          "[state][redis][sentinel]") {
+  RedisServer not_a_sentinel;  // answers SENTINEL with an error
+  RedisStoreOptions o;
+  o.timeout = 200ms;
+  o.min_backoff = 50ms;
+  o.max_backoff = 200ms;
+  o.sentinels = {RedisEndpoint{"127.0.0.1", mxguard::testing::free_loopback_port()},
+                 RedisEndpoint{"127.0.0.1", not_a_sentinel.port()}};
+  o.master_name = "mymaster";
+  RedisStore s(o);
+  CHECK_FALSE(s.redis_up());
+  CHECK_THAT(s.describe(), Catch::Contains("sentinel master mymaster"));
+  REQUIRE(s.put("k", "v", 0ms));
+  CHECK(**s.get("k") == "v");
+  CHECK(s.fallback_calls() > 0);
+}

@@ -1,8 +1,8 @@
 // StateOptions: the state-store, ban and ledger settings of the configuration (keys state,
-// state-file, state-max-entries, redis-timeout, ban-*, allow-networks, provider-suffixes,
-// on-store-error, ledger*) and their loader.
-// Who calls it: lib/config.cpp (loading), StateRuntime (building the store and the engine).
-// Thread-safety: plain values.
+// state-file, state-max-entries, redis-timeout, redis-user, redis-password-file, redis-sentinels,
+// redis-master-name, redis-database, redis-sentinel-password-file, ban-*, allow-networks,
+// provider-suffixes, on-store-error, ledger*) and their loader. Who calls it: lib/config.cpp
+// (loading), StateRuntime (building the store and the engine). Thread-safety: plain values.
 #pragma once
 
 #include <chrono>
@@ -29,8 +29,14 @@ struct LedgerOptions {
 };
 
 struct StateOptions {
-  std::string state = "memory";  // "memory" or a redis:// URL, as given
+  std::string state = "memory";  // "memory", "sentinel" or a redis:// URL, as given
+  // Set for Redis state (plain or Sentinel), with the password read from redis-password-file.
   std::optional<RedisUrl> redis{};
+  std::string redis_password_file{};  // where the password came from (for -n); empty: URL/none
+  std::vector<RedisEndpoint> redis_sentinels{};  // state = sentinel
+  std::string redis_master_name{};
+  std::string sentinel_password{};
+  std::string redis_sentinel_password_file{};
   std::string state_file{};  // memory backend: where bans survive a restart (empty: nowhere)
   std::size_t max_entries = 2'000'000;
   std::chrono::milliseconds redis_timeout{200};
@@ -42,7 +48,9 @@ struct StateOptions {
   // Whether a reload with `o` can keep the store built for *this (ban or ledger settings may
   // differ: the ledger is rebuilt on its own).
   bool same_store(const StateOptions& o) const {
-    return state == o.state && state_file == o.state_file && max_entries == o.max_entries &&
+    return state == o.state && redis == o.redis && redis_sentinels == o.redis_sentinels &&
+           redis_master_name == o.redis_master_name && sentinel_password == o.sentinel_password &&
+           state_file == o.state_file && max_entries == o.max_entries &&
            redis_timeout == o.redis_timeout;
   }
 };
@@ -51,5 +59,14 @@ struct StateOptions {
 std::vector<options::Spec> state_option_specs();
 
 options::Problem load_state_options(const options::Reader& r, StateOptions& o);
+
+// The first line of a file that holds a secret (a password), refused when group or others may
+// read or write the file, when it cannot be read, or when the line is empty. The error starts
+// with the path and never holds the secret.
+Expected<std::string, std::string> read_secret_file(const std::string& path);
+
+// One line for `mxguard -n`: memory, or the Redis mode (plain URL, or Sentinel with its master
+// name and sentinels) and whether it authenticates; never a secret.
+std::string describe_state(const StateOptions& o);
 
 }  // namespace mxguard::state

@@ -8,6 +8,10 @@
 // still looked up in the fallback, so bans issued during an outage stay in force locally.
 // get_confirmed() alone does not take a miss of the fallback for an answer: the ledger must not
 // conclude "we never sent that" during an outage.
+// With Sentinel (RedisStoreOptions::sentinels), the master's address is asked of the sentinels
+// (SENTINEL get-master-addr-by-name), kept, and checked with ROLE on each new connection; a
+// failed connection or a READONLY reply (a demoted master) makes the next attempt ask again,
+// so the store follows a failover. Meanwhile calls go to the fallback as for any outage.
 // Who calls it: milter/main through make_store(); tests; the benchmark.
 // Thread-safety: all members may be called concurrently.
 #pragma once
@@ -16,6 +20,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,7 +32,18 @@ struct redisReply;
 
 namespace mxguard::state {
 
+// host:port (a bracketed IPv6 address is allowed), e.g. one Sentinel.
+struct RedisEndpoint {
+  std::string host;
+  int port = 0;
+  static Expected<RedisEndpoint, std::string> parse(std::string_view text, int default_port);
+  std::string to_string() const;
+  bool operator==(const RedisEndpoint&) const = default;
+};
+
 // redis://[[user]:password@]host[:port][/db]; the host may be a bracketed IPv6 address.
+// rediss:// (TLS) is refused with a sentence that points at the stunnel route: Debian 12's
+// hiredis 0.14 has no TLS.
 struct RedisUrl {
   std::string host;
   int port = 6379;
@@ -36,7 +52,11 @@ struct RedisUrl {
   std::string password;
   static Expected<RedisUrl, std::string> parse(std::string_view url);
   std::string to_string() const;  // without the password
+  bool operator==(const RedisUrl&) const = default;
 };
+
+// `text` with the password of a redis:// URL replaced by "***", for error messages and logs.
+std::string redact_redis_url(std::string_view text);
 
 struct RedisStoreOptions {
   RedisUrl url;
@@ -47,6 +67,11 @@ struct RedisStoreOptions {
   std::chrono::milliseconds min_backoff{500};
   std::chrono::milliseconds max_backoff{30'000};
   std::size_t max_idle_connections = 16;
+  // Sentinel: when not empty, url.host and url.port are unused; the master of `master_name`
+  // is asked of these (in order, the last one that answered first).
+  std::vector<RedisEndpoint> sentinels{};
+  std::string master_name{};
+  std::string sentinel_password{};  // AUTH to the sentinels; empty: none
 };
 
 class RedisStore final : public StateStore {
@@ -58,7 +83,7 @@ class RedisStore final : public StateStore {
   RedisStore(const RedisStore&) = delete;
   RedisStore& operator=(const RedisStore&) = delete;
 
-  std::string describe() const override { return options_.url.to_string(); }
+  std::string describe() const override;
   StoreResult<std::optional<std::string>> get(std::string_view key) override;
   StoreResult<std::optional<std::string>> get_confirmed(std::string_view key) override;
   StoreResult<Done> put(std::string_view key, std::string_view value, Ttl ttl) override;
@@ -92,6 +117,10 @@ class RedisStore final : public StateStore {
   void mark_up();
   void mark_down(const StoreError& e);
   Expected<Conn, StoreError> connect();
+  // Sentinel: the master's address, kept or asked of the sentinels.
+  Expected<RedisEndpoint, StoreError> master();
+  Expected<RedisEndpoint, StoreError> ask_sentinels();
+  void forget_master();
   Conn acquire(StoreError* err);
   void release(Conn c);
   std::string k(std::string_view key) const;
@@ -106,6 +135,10 @@ class RedisStore final : public StateStore {
   std::atomic<bool> up_{true};
   std::atomic<bool> probing_{false};
   std::atomic<std::uint64_t> fallback_calls_{0};
+  std::mutex master_mu_;  // guards the two below; never held across I/O
+  std::optional<RedisEndpoint> master_;
+  std::optional<RedisEndpoint> last_master_;  // for the log line when it changes
+  std::atomic<std::size_t> preferred_sentinel_{0};
 };
 
 }  // namespace mxguard::state
