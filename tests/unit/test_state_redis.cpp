@@ -1,6 +1,7 @@
 // RedisStore against a real redis-server that the test starts on a free loopback port.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <thread>
 
 #include "mxguard/state/redis_store.h"
@@ -297,4 +298,29 @@ TEST_CASE("redis store: sentinel mode with no sentinel that answers works on the
   REQUIRE(s.put("k", "v", 0ms));
   CHECK(**s.get("k") == "v");
   CHECK(s.fallback_calls() > 0);
+}
+
+TEST_CASE("redis store: a master demoted to replica (READONLY) counts as away until it is back",
+          "[state][redis][sentinel]") {
+  RedisServer server;
+  RedisServer other;
+  RedisStore s(options_for(server));
+  REQUIRE(s.redis_up());
+  REQUIRE(s.put("before", "1", 0ms));
+  auto cli = [&](const std::string& args) {
+    const std::string cmd =
+        "redis-cli -p " + std::to_string(server.port()) + " " + args + " >/dev/null";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+  };
+  cli("REPLICAOF 127.0.0.1 " + std::to_string(other.port()));
+  // The write meets READONLY: answered by the fallback, Redis marked away, never an error.
+  auto put = s.put("during", "2", 0ms);
+  REQUIRE(put);
+  CHECK_FALSE(s.redis_up());
+  CHECK(s.fallback_calls() > 0);
+  CHECK(**s.get("during") == "2");
+  cli("REPLICAOF NO ONE");
+  REQUIRE(wait_until_up(s));
+  REQUIRE(s.put("after", "3", 0ms));
+  CHECK(**s.get("after") == "3");
 }
