@@ -108,7 +108,8 @@ def check_config(conf: Path) -> subprocess.CompletedProcess:
 def test_password_file_and_acl_user_share_bans(postfix, mxguard, nsd, sink, tmp_path, procs):
     port = free_port()
     procs.append(start_redis(port, tmp_path, ["--requirepass", "Default-pw-7",
-                                              "--user", "mx", "on", ">Acl-pw-9", "~mxguard:*", "+@all"]))
+                                              "--user", "mx", "on", ">Acl-pw-9", "~mxguard:*", "+@read",
+                                              "+@write", "+@connection", "+eval", "+role"]))
     acl = secret_file(tmp_path, "acl.pass", "Acl-pw-9")
     plain = secret_file(tmp_path, "default.pass", "Default-pw-7")
     url = f"redis://127.0.0.1:{port}/0"
