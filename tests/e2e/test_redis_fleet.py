@@ -165,8 +165,9 @@ def test_rediss_url_is_refused_with_the_tunnel_route(tmp_path):
 
 # -- Sentinel -------------------------------------------------------------------------------
 
-def sentinel_master_info(port: int) -> dict[str, str]:
-    out = redis_cli(port, "SENTINEL", "master", "mymaster", check=False).splitlines()
+def sentinel_master_info(port: int, password: str | None = None) -> dict[str, str]:
+    out = redis_cli(port, "SENTINEL", "master", "mymaster", password=password,
+                    check=False).splitlines()
     return dict(zip(out[0::2], out[1::2]))
 
 
@@ -180,23 +181,29 @@ def role(port: int) -> str:
 class Fleet:
     """A master, a replica of it and three sentinels, all on loopback."""
 
-    def __init__(self, directory: Path, procs: list):
+    def __init__(self, directory: Path, procs: list, password: str | None = None,
+                 sentinel_password: str | None = None):
+        self.password, self.sentinel_password = password, sentinel_password
         self.master_port, self.replica_port = free_port(), free_port()
         self.sentinel_ports = [free_port() for _ in range(3)]
-        self.master = start_redis(self.master_port, directory, log=directory / "master.log")
+        auth = ["--requirepass", password, "--masterauth", password] if password else []
+        self.master = start_redis(self.master_port, directory, auth,
+                                  log=directory / "master.log")
         procs.append(self.master)
         procs.append(start_redis(self.replica_port, directory,
-                                 ["--replicaof", "127.0.0.1", str(self.master_port)],
+                                 ["--replicaof", "127.0.0.1", str(self.master_port), *auth],
                                  log=directory / "replica.log"))
         for p in self.sentinel_ports:
-            procs.append(start_sentinel(p, directory, self.master_port))
-        wait_until(lambda: "master_link_status:up" in redis_cli(self.replica_port, "INFO",
-                                                                  "replication"),
-                   20, what="the replica in sync")
+            procs.append(start_sentinel(p, directory, self.master_port,
+                                        master_password=password,
+                                        own_password=sentinel_password))
+        wait_until(lambda: "master_link_status:up" in redis_cli(
+            self.replica_port, "INFO", "replication", password=password),
+            20, what="the replica in sync")
 
         def sentinels_know_everyone():
             for p in self.sentinel_ports:
-                info = sentinel_master_info(p)
+                info = sentinel_master_info(p, sentinel_password)
                 if info.get("num-slaves") != "1" or info.get("num-other-sentinels") != "2":
                     return False
             return True
@@ -367,3 +374,37 @@ def test_tls_tunnel_shares_bans_and_a_wrong_ca_falls_back(postfix, mxguard, nsd,
                      r"unable to get local issuer", log, re.I), log[-2000:]
     for d in (one, two, bad):
         d.check()
+
+
+def test_sentinel_with_passwords_everywhere(postfix, mxguard, nsd, sink, tmp_path, procs):
+    """The worked example of mxguard(8): data servers with requirepass, sentinels with their
+    own requirepass; mxguard reads both passwords from mode-600 files."""
+    fleet = Fleet(tmp_path, procs, password="Data-pw-5", sentinel_password="Sent-pw-6")
+    data = secret_file(tmp_path, "redis.pass", "Data-pw-5")
+    sent = secret_file(tmp_path, "sentinel.pass", "Sent-pw-6")
+    d = mxguard(config(nsd, fleet.config() + f"redis-password-file = {data}\n"
+                       f"redis-sentinel-password-file = {sent}\n"))
+    d.wait_log(rf"the sentinels name 127\.0\.0\.1:{fleet.master_port} as master mymaster")
+    server = postfix(milter=d.socket)
+    strike_three(server, "127.0.0.65")
+    d.wait_log(r"ban 127\.0\.0\.65 for 600s")
+    assert redis_cli(fleet.master_port, "EXISTS", "mxguard:ban:127.0.0.65",
+                     password="Data-pw-5").strip() == "1"
+    assert_delivered(server, sink, "127.0.0.66", "sentinel with passwords")
+    out = check_config(d.config_file)
+    assert out.returncode == 0, out.stderr
+    assert (f"auth: yes, password from {data}, sentinel auth: yes, password from {sent}"
+            in out.stdout), out.stdout
+    assert "unreachable" not in d.log_text()
+    for text in (out.stdout + out.stderr, d.log_text()):
+        assert "Data-pw-5" not in text and "Sent-pw-6" not in text
+    d.check()
+
+    # A wrong sentinel password: no sentinel answers, mxguard filters on local state.
+    wrong = secret_file(tmp_path, "wrong.pass", "not-it")
+    w = mxguard(config(nsd, fleet.config() + f"redis-password-file = {data}\n"
+                       f"redis-sentinel-password-file = {wrong}\n"))
+    w.wait_log(r"state: sentinel master mymaster .* is unreachable \(no sentinel named a "
+               r"master: .*(WRONGPASS|invalid password)")
+    assert_delivered(postfix(milter=w.socket), sink, "127.0.0.67", "wrong sentinel password")
+    w.check()

@@ -62,7 +62,8 @@ def redis_cli(port: int, *args: str, password: str | None = None, user: str | No
 
 def start_sentinel(port: int, directory: Path, master_port: int, name: str = "mymaster",
                    quorum: int = 2, down_after_ms: int = 1000, failover_timeout_ms: int = 4000,
-                   master_password: str | None = None) -> subprocess.Popen:
+                   master_password: str | None = None,
+                   own_password: str | None = None) -> subprocess.Popen:
     """redis-server --sentinel watching the master on 127.0.0.1:master_port. Short
     down-after and failover timeouts, so that a failover takes a few seconds."""
     conf = directory / f"sentinel-{port}.conf"
@@ -73,6 +74,8 @@ def start_sentinel(port: int, directory: Path, master_port: int, name: str = "my
              f"sentinel parallel-syncs {name} 1"]
     if master_password:
         lines.append(f"sentinel auth-pass {name} {master_password}")
+    if own_password:  # clients and the other sentinels alike must AUTH
+        lines += [f"requirepass {own_password}", f"sentinel sentinel-pass {own_password}"]
     conf.write_text("\n".join(lines) + "\n")  # sentinels rewrite it: it must be writable
     log = directory / f"sentinel-{port}.log"
     proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"],
