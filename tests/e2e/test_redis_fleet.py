@@ -20,7 +20,6 @@ under load, and the TLS route through stunnel, with real servers on loopback por
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -33,7 +32,7 @@ from dns.dnstest import Nsd, free_port
 from harness import smtp
 from harness.milter import mxguard_binary
 from harness.redis import (make_certificates, redis_cli, start_redis, start_sentinel,
-                           start_stunnel_client, start_tls_redis, stop_redis)
+                           start_stunnel_client, start_tls_redis)
 from harness.util import BOGUS_NETWORKS, wait_until
 
 SENDER = "sender@good.mail.test"
