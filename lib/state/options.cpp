@@ -25,6 +25,13 @@ std::vector<options::Spec> state_option_specs() {
       {"redis-database", Kind::Value, "state = sentinel: the database number (default 0)"},
       {"redis-sentinel-password-file", Kind::Value,
        "file whose first line is the sentinels' password (requirepass), mode 600"},
+      {"redis-tls-ca-file", Kind::Value,
+       "rediss://: CA certificates the server's certificate must chain to (default: system)"},
+      {"redis-tls-cert-file", Kind::Value, "rediss://: client certificate, if Redis asks"},
+      {"redis-tls-key-file", Kind::Value, "rediss://: the client certificate's key (mode 600)"},
+      {"redis-tls-server-name", Kind::Value,
+       "rediss://: name checked in the server's certificate (default: the URL's host)"},
+      {"redis-tls-verify", Kind::Value, "rediss://: verify the server's certificate (yes)"},
       {"state-file", Kind::Value, "memory state: file that keeps bans across restarts"},
       {"state-max-entries", Kind::Value, "memory state: most entries kept (about 100 bytes each)"},
       {"redis-timeout", Kind::Value, "give up on one Redis call after this long (default 200ms)"},
@@ -161,6 +168,63 @@ options::Problem load_sentinel(const options::Reader& r, StateOptions& o) {
   return std::nullopt;
 }
 
+// Permissions of a file that holds a secret we do not read ourselves (a TLS key).
+std::optional<std::string> check_secret_mode(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return fmt::format("{}: cannot read it: {}", path, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return fmt::format("{}: not a regular file", path);
+  if ((st.st_mode & 077) != 0)
+    return fmt::format(
+        "{}: group or others may access it (mode {:04o}); a secret must be mode "
+        "600 (chmod 600 {})",
+        path, st.st_mode & 07777, path);
+  return std::nullopt;
+}
+
+std::optional<std::string> check_readable(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return fmt::format("{}: cannot read it: {}", path, std::strerror(errno));
+  return std::nullopt;
+}
+
+options::Problem load_tls(const options::Reader& r, StateOptions& o) {
+  static constexpr const char* kKeys[] = {"redis-tls-ca-file", "redis-tls-cert-file",
+                                          "redis-tls-key-file", "redis-tls-server-name",
+                                          "redis-tls-verify"};
+  if (!o.redis || !o.redis->tls) {
+    for (const char* key : kKeys)
+      if (const options::RawValue* v = r.last(key))
+        return ConfigError{
+            v->where,
+            fmt::format("{}: only with state = rediss://...{}", key,
+                        redis_tls_supported() ? ""
+                                              : " (and this build has no TLS: mxguard(8), "
+                                                "SEVERAL MX HOSTS, shows the stunnel route)")};
+    return std::nullopt;
+  }
+  RedisTlsOptions& t = o.redis_tls;
+  t.ca_file = r.string("redis-tls-ca-file", t.ca_file);
+  t.cert_file = r.string("redis-tls-cert-file", t.cert_file);
+  t.key_file = r.string("redis-tls-key-file", t.key_file);
+  t.server_name = r.string("redis-tls-server-name", t.server_name);
+  if (auto e = r.flag("redis-tls-verify", t.verify)) return e;
+  if (t.cert_file.empty() != t.key_file.empty()) {
+    const options::RawValue* v =
+        r.last(t.cert_file.empty() ? "redis-tls-key-file" : "redis-tls-cert-file");
+    return ConfigError{v->where,
+                       "redis-tls-cert-file and redis-tls-key-file go together (or neither)"};
+  }
+  for (const auto& [key, path] :
+       {std::pair{"redis-tls-ca-file", t.ca_file}, std::pair{"redis-tls-cert-file", t.cert_file}})
+    if (!path.empty())
+      if (auto e = check_readable(path)) return ConfigError{r.last(key)->where, key + (": " + *e)};
+  if (!t.key_file.empty())
+    if (auto e = check_secret_mode(t.key_file))
+      return ConfigError{r.last("redis-tls-key-file")->where, "redis-tls-key-file: " + *e};
+  return std::nullopt;
+}
+
 options::Problem load_backend(const options::Reader& r, StateOptions& o) {
   if (const options::RawValue* v = r.last("state")) {
     if (v->value != "memory" && v->value != "sentinel") {
@@ -179,6 +243,7 @@ options::Problem load_backend(const options::Reader& r, StateOptions& o) {
   }
   o.state_file = r.string("state-file", o.state_file);
   if (auto e = load_sentinel(r, o)) return e;
+  if (auto e = load_tls(r, o)) return e;
   return load_auth(r, o);
 }
 
@@ -244,9 +309,18 @@ std::string describe_state(const StateOptions& o) {
     auth += ", password from " +
             (o.redis_password_file.empty() ? std::string("the URL") : o.redis_password_file);
   }
-  if (o.redis_sentinels.empty())
-    return fmt::format("redis {} (plain connection: TLS only through a tunnel), auth: {}",
-                       o.redis->to_string(), auth);
+  if (o.redis_sentinels.empty()) {
+    std::string how = "plain connection: TLS only through a tunnel";
+    if (o.redis->tls) {
+      const RedisTlsOptions& t = o.redis_tls;
+      how = !t.verify ? "TLS, the server's certificate NOT verified"
+                      : fmt::format("TLS, certificate verified against {} for {}",
+                                    t.ca_file.empty() ? "the system's CAs" : t.ca_file,
+                                    t.server_name.empty() ? o.redis->host : t.server_name);
+      if (!t.cert_file.empty()) how += ", client certificate " + t.cert_file;
+    }
+    return fmt::format("redis {} ({}), auth: {}", o.redis->to_string(), how, auth);
+  }
   std::string list;
   for (const auto& s : o.redis_sentinels)
     list += (list.empty() ? "" : ", ") + s.to_string();

@@ -2,6 +2,12 @@
 #include "mxguard/text.h"
 
 #include <hiredis/hiredis.h>
+#ifdef MXGUARD_HAVE_HIREDIS_SSL
+#include <hiredis/hiredis_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
 
 #include <charconv>
 #include <cstring>
@@ -110,7 +116,72 @@ std::string bracketed(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
+#ifdef MXGUARD_HAVE_HIREDIS_SSL
+std::string openssl_error(std::string_view what) {
+  const unsigned long e = ERR_get_error();
+  char buf[256] = "unknown error";
+  if (e) ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return fmt::format("{}: {}", what, buf);
+}
+
+// One SSL_CTX for every connection of a store: CA, client certificate, verification.
+Expected<std::shared_ptr<void>, std::string> make_tls_context(const RedisTlsOptions& o) {
+  SSL_CTX* raw = SSL_CTX_new(TLS_client_method());
+  if (!raw) return unexpected(openssl_error("cannot make a TLS context"));
+  std::shared_ptr<void> ctx(raw, [](void* p) { SSL_CTX_free(static_cast<SSL_CTX*>(p)); });
+  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  if (o.ca_file.empty() ? SSL_CTX_set_default_verify_paths(raw) != 1
+                        : SSL_CTX_load_verify_locations(raw, o.ca_file.c_str(), nullptr) != 1)
+    return unexpected(openssl_error("cannot load the CA certificates " + o.ca_file));
+  if (!o.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(raw, o.cert_file.c_str()) != 1)
+      return unexpected(openssl_error("cannot load the certificate " + o.cert_file));
+    if (SSL_CTX_use_PrivateKey_file(raw, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+      return unexpected(openssl_error("cannot load the key " + o.key_file));
+  }
+  SSL_CTX_set_verify(raw, o.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  return ctx;
+}
+
+// The TLS handshake on a connected context, bounded by the context's socket timeout; the
+// server's name (or address) is checked against its certificate when verification is on.
+std::optional<StoreError> start_tls(redisContext* c, void* ctx, const RedisTlsOptions& o,
+                                    const std::string& host) {
+  SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ctx));
+  if (!ssl) return StoreError{StoreErrorKind::Unavailable, openssl_error("SSL_new")};
+  const std::string& name = o.server_name.empty() ? host : o.server_name;
+  const bool is_ip = name.find_first_not_of("0123456789.") == std::string::npos ||
+                     name.find(':') != std::string::npos;
+  if (!is_ip) SSL_set_tlsext_host_name(ssl, name.c_str());
+  if (o.verify) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    const int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
+                         : X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
+    if (ok != 1) {
+      SSL_free(ssl);
+      return StoreError{StoreErrorKind::Unavailable,
+                        fmt::format("cannot check the certificate against '{}'", name)};
+    }
+  }
+  if (redisInitiateSSL(c, ssl) != REDIS_OK) {
+    SSL_free(ssl);  // hiredis keeps it only when the handshake succeeds
+    return context_error(c);
+  }
+  return std::nullopt;
+}
+#endif
+
 }  // namespace
+
+bool redis_tls_supported() {
+#ifdef MXGUARD_HAVE_HIREDIS_SSL
+  return true;
+#else
+  return false;
+#endif
+}
 
 std::string redact_redis_url(std::string_view text) {
   auto scheme = text.find("://");
@@ -143,8 +214,10 @@ std::string RedisEndpoint::to_string() const {
 }
 
 Expected<RedisUrl, std::string> RedisUrl::parse(std::string_view url) {
-  constexpr std::string_view scheme = "redis://";
-  if (url.substr(0, 9) == "rediss://")
+  std::string_view scheme = "redis://";
+  const bool tls = url.substr(0, 9) == "rediss://";
+  if (tls && redis_tls_supported()) scheme = "rediss://";
+  if (tls && !redis_tls_supported())
     return unexpected(std::string(
         "rediss:// (Redis over TLS) needs hiredis 1.0 or later with hiredis_ssl, and this "
         "build has none (Debian 12 ships hiredis 0.14): run stunnel in client mode on this "
@@ -154,6 +227,7 @@ Expected<RedisUrl, std::string> RedisUrl::parse(std::string_view url) {
     return unexpected(std::string("expected redis://host:port/db"));
   std::string_view rest = url.substr(scheme.size());
   RedisUrl out;
+  out.tls = tls;
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view info = rest.substr(0, at);
     rest = rest.substr(at + 1);
@@ -184,7 +258,7 @@ Expected<RedisUrl, std::string> RedisUrl::parse(std::string_view url) {
 }
 
 std::string RedisUrl::to_string() const {
-  return fmt::format("redis://{}:{}/{}", bracketed(host), port, db);
+  return fmt::format("{}://{}:{}/{}", tls ? "rediss" : "redis", bracketed(host), port, db);
 }
 
 struct RedisStore::Outcome {
@@ -199,6 +273,15 @@ void RedisStore::ContextDeleter::operator()(redisContext* c) const {
 
 RedisStore::RedisStore(RedisStoreOptions options, const Clock& clock)
     : options_(std::move(options)), fallback_(options_.fallback_options, clock) {
+#ifdef MXGUARD_HAVE_HIREDIS_SSL
+  if (options_.url.tls) {
+    auto ctx = make_tls_context(options_.tls);
+    if (ctx)
+      tls_context_ = std::move(*ctx);
+    else  // every connection attempt then fails: the store runs on the fallback
+      log(LogLevel::Error, "state: {}: {}", options_.url.to_string(), ctx.error());
+  }
+#endif
   StoreError err;
   Conn c = acquire(&err);
   if (c) {
@@ -302,6 +385,16 @@ Expected<RedisStore::Conn, StoreError> RedisStore::connect() {
   if (!c || c->err) return unexpected(context_error(c.get()));
   redisSetTimeout(c.get(), tv);
   redisEnableKeepAlive(c.get());
+  if (options_.url.tls) {
+#ifdef MXGUARD_HAVE_HIREDIS_SSL
+    if (!tls_context_)
+      return unexpected(StoreError{StoreErrorKind::Unavailable, "no TLS context (see above)"});
+    if (auto e = start_tls(c.get(), tls_context_.get(), options_.tls, where.host))
+      return unexpected(*e);
+#else
+    return unexpected(StoreError{StoreErrorKind::Unavailable, "this build has no TLS"});
+#endif
+  }
   if (!options_.url.password.empty()) {
     auto e = options_.url.user.empty()
                  ? simple_command(c.get(), {"AUTH", options_.url.password})

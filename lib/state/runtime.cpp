@@ -14,6 +14,7 @@ std::shared_ptr<StateStore> StateRuntime::make_store(const StateOptions& o, cons
     r.sentinels = o.redis_sentinels;
     r.master_name = o.redis_master_name;
     r.sentinel_password = o.sentinel_password;
+    r.tls = o.redis_tls;
     // A failover moves the master within seconds: look for the new one often.
     if (!r.sentinels.empty()) r.max_backoff = std::chrono::milliseconds(1000);
     return std::make_shared<RedisStore>(std::move(r), clock);

@@ -354,6 +354,9 @@ TEST_CASE("redis option errors: the file is named, the secret never shown",
        "redis-sentinels: 'b:0'"},
       {"state = redis://h:1/0\nredis-sentinels = a:1\n", ":2", "only with state = sentinel"},
       {"state = redis://h:1/0\nredis-database = 2\n", ":2", "only with state = sentinel"},
+      {"state = redis://h:1/0\nredis-tls-ca-file = /etc/ssl/certs/ca.pem\n", ":2",
+       "redis-tls-ca-file: only with state = rediss://"},
+      {"redis-tls-verify = no\n", ":1", "redis-tls-verify: only with state = rediss://"},
       {"state = sentinel\nredis-master-name = m\nredis-sentinels = a\n"
        "redis-sentinel-password-file = " +
            open_file + "\n",
@@ -398,4 +401,35 @@ TEST_CASE("sentinel options: sentinels, master name, database, sentinel password
   other.redis_sentinels.pop_back();
   CHECK_FALSE(s.same_store(other));
   CHECK(s.same_store(s));
+}
+
+TEST_CASE("rediss:// in a build with TLS: verification on, files checked",
+          "[state][config][redis]") {
+  namespace fs = std::filesystem;
+  if (!state::redis_tls_supported()) {
+    auto cfg = test::load_hermetic({"--state", "rediss://h:6380/0"});
+    REQUIRE_FALSE(cfg);
+    CHECK_THAT(cfg.error().message, Catch::Contains("stunnel"));
+    return;  // Debian 12: hiredis 0.14 has no TLS
+  }
+  auto ca = write_file("tls-ca.pem", "not checked here\n");
+  auto key = write_file("tls-key.pem", "k\n");
+  fs::permissions(key, fs::perms::owner_read | fs::perms::others_read, fs::perm_options::replace);
+  auto cfg =
+      test::load_hermetic({"--state", "rediss://redis.example:6380/0", "--redis-tls-ca-file", ca});
+  REQUIRE(cfg);
+  const state::StateOptions& s = (*cfg)->state;
+  REQUIRE(s.redis);
+  CHECK(s.redis->tls);
+  CHECK(s.redis_tls.verify);
+  CHECK(s.redis->to_string() == "rediss://redis.example:6380/0");
+  CHECK_THAT(state::describe_state(s),
+             Catch::Contains("TLS, certificate verified against " + ca + " for redis.example"));
+  auto loose = test::load_hermetic(
+      {"--state", "rediss://h:6380/0", "--redis-tls-cert-file", ca, "--redis-tls-key-file", key});
+  REQUIRE_FALSE(loose);
+  CHECK_THAT(loose.error().message, Catch::Contains("group or others may access it"));
+  auto half = test::load_hermetic({"--state", "rediss://h:6380/0", "--redis-tls-cert-file", ca});
+  REQUIRE_FALSE(half);
+  CHECK_THAT(half.error().message, Catch::Contains("go together"));
 }

@@ -1,8 +1,9 @@
 // StateOptions: the state-store, ban and ledger settings of the configuration (keys state,
 // state-file, state-max-entries, redis-timeout, redis-user, redis-password-file, redis-sentinels,
-// redis-master-name, redis-database, redis-sentinel-password-file, ban-*, allow-networks,
-// provider-suffixes, on-store-error, ledger*) and their loader. Who calls it: lib/config.cpp
-// (loading), StateRuntime (building the store and the engine). Thread-safety: plain values.
+// redis-master-name, redis-database, redis-sentinel-password-file, redis-tls-*, ban-*,
+// allow-networks, provider-suffixes, on-store-error, ledger*) and their loader. Who calls it:
+// lib/config.cpp (loading), StateRuntime (building the store and the engine). Thread-safety: plain
+// values.
 #pragma once
 
 #include <chrono>
@@ -37,7 +38,8 @@ struct StateOptions {
   std::string redis_master_name{};
   std::string sentinel_password{};
   std::string redis_sentinel_password_file{};
-  std::string state_file{};  // memory backend: where bans survive a restart (empty: nowhere)
+  RedisTlsOptions redis_tls{};  // rediss:// (a build with TLS)
+  std::string state_file{};     // memory backend: where bans survive a restart (empty: nowhere)
   std::size_t max_entries = 2'000'000;
   std::chrono::milliseconds redis_timeout{200};
   BanSettings bans{};
@@ -50,7 +52,7 @@ struct StateOptions {
   bool same_store(const StateOptions& o) const {
     return state == o.state && redis == o.redis && redis_sentinels == o.redis_sentinels &&
            redis_master_name == o.redis_master_name && sentinel_password == o.sentinel_password &&
-           state_file == o.state_file && max_entries == o.max_entries &&
+           redis_tls == o.redis_tls && state_file == o.state_file && max_entries == o.max_entries &&
            redis_timeout == o.redis_timeout;
   }
 };

@@ -42,17 +42,32 @@ struct RedisEndpoint {
 };
 
 // redis://[[user]:password@]host[:port][/db]; the host may be a bracketed IPv6 address.
-// rediss:// (TLS) is refused with a sentence that points at the stunnel route: Debian 12's
-// hiredis 0.14 has no TLS.
+// rediss:// is the same over TLS: only in builds with hiredis >= 1.0 and hiredis_ssl
+// (redis_tls_supported()); elsewhere, as on Debian 12 (hiredis 0.14), it is refused with a
+// sentence that points at the stunnel route.
 struct RedisUrl {
   std::string host;
   int port = 6379;
   int db = 0;
+  bool tls = false;  // rediss://
   std::string user;  // Redis 6 ACL user; empty: AUTH with the password alone
   std::string password;
   static Expected<RedisUrl, std::string> parse(std::string_view url);
   std::string to_string() const;  // without the password
   bool operator==(const RedisUrl&) const = default;
+};
+
+// Whether this build speaks TLS to Redis itself (hiredis >= 1.0 with hiredis_ssl).
+bool redis_tls_supported();
+
+// rediss:// settings. Verification is on unless `verify` is false.
+struct RedisTlsOptions {
+  std::string ca_file{};      // empty: OpenSSL's default CA store
+  std::string cert_file{};    // client certificate, for servers that ask for one
+  std::string key_file{};     // its key
+  std::string server_name{};  // checked against the certificate; empty: the URL's host
+  bool verify = true;
+  bool operator==(const RedisTlsOptions&) const = default;
 };
 
 // `text` with the password of a redis:// URL replaced by "***", for error messages and logs.
@@ -72,6 +87,7 @@ struct RedisStoreOptions {
   std::vector<RedisEndpoint> sentinels{};
   std::string master_name{};
   std::string sentinel_password{};  // AUTH to the sentinels; empty: none
+  RedisTlsOptions tls{};            // with url.tls
 };
 
 class RedisStore final : public StateStore {
@@ -139,6 +155,7 @@ class RedisStore final : public StateStore {
   std::optional<RedisEndpoint> master_;
   std::optional<RedisEndpoint> last_master_;  // for the log line when it changes
   std::atomic<std::size_t> preferred_sentinel_{0};
+  std::shared_ptr<void> tls_context_;  // an SSL_CTX, with url.tls in a TLS build
 };
 
 }  // namespace mxguard::state
