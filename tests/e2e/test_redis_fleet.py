@@ -407,3 +407,54 @@ def test_sentinel_with_passwords_everywhere(postfix, mxguard, nsd, sink, tmp_pat
                r"master: .*(WRONGPASS|invalid password)")
     assert_delivered(postfix(milter=w.socket), sink, "127.0.0.67", "wrong sentinel password")
     w.check()
+
+
+# -- rediss:// (builds with hiredis >= 1.0 and hiredis_ssl only) ------------------------------
+
+def build_has_tls(tmp_path: Path) -> bool:
+    conf = tmp_path / "probe-tls.conf"
+    conf.write_text("state = rediss://127.0.0.1:1/0\n")
+    out = check_config(conf)
+    if out.returncode not in (0, 78):
+        raise AssertionError(out)
+    return out.returncode == 0
+
+
+def test_native_rediss_verifies_the_server(postfix, mxguard, nsd, sink, tmp_path, procs):
+    """rediss:// straight to a TLS-only redis-server: bans shared, the certificate verified
+    (a wrong CA and a wrong name each fall back to local state, never a 5xx). Debian 12's
+    hiredis 0.14 has no TLS: there this test is skipped, and
+    test_rediss_url_is_refused_with_the_tunnel_route holds instead."""
+    if not build_has_tls(tmp_path):
+        pytest.skip("this build has no TLS (hiredis < 1.0 or no hiredis_ssl): the stunnel "
+                    "route is tested instead")
+    certs = make_certificates(tmp_path, "right")
+    other = make_certificates(tmp_path, "other")
+    tls_port = free_port()
+    procs.append(start_tls_redis(tls_port, tmp_path, certs))
+    url = f"rediss://127.0.0.1:{tls_port}/0"
+    good = (f"state = {url}\nredis-tls-ca-file = {certs['ca']}\n"
+            "redis-tls-server-name = redis.fleet.test\n")
+    one, two = mxguard(config(nsd, good)), mxguard(config(nsd, good))
+    one.wait_log(rf"state: using {re.escape(url)}")
+    mx_one, mx_two = postfix(milter=one.socket), postfix(milter=two.socket)
+    strike_three(mx_one, "127.0.0.81")
+    one.wait_log(r"ban 127\.0\.0\.81 for 600s")
+    assert_banned(mx_two, two, "127.0.0.81")
+    tls = ["--tls", "--cacert", str(certs["ca"])]
+    assert redis_cli(tls_port, "EXISTS", "mxguard:ban:127.0.0.81", tls=tls).strip() == "1"
+    out = check_config(one.config_file)
+    assert out.returncode == 0, out.stderr
+    assert (f"state: redis {url} (TLS, certificate verified against {certs['ca']} for "
+            "redis.fleet.test)") in out.stdout, out.stdout
+
+    for name, extra in (("wrong ca", f"redis-tls-ca-file = {other['ca']}\n"),
+                        ("wrong name", f"redis-tls-ca-file = {certs['ca']}\n"
+                                       "redis-tls-server-name = other.fleet.test\n")):
+        bad = mxguard(config(nsd, f"state = {url}\n" + extra))
+        bad.wait_log(rf"state: {re.escape(url)} is unreachable .*local memory state",
+                     timeout=30)
+        assert_delivered(postfix(milter=bad.socket), sink, "127.0.0.82", name)
+        bad.check()
+    one.check()
+    two.check()
