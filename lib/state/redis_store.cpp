@@ -153,7 +153,10 @@ std::optional<StoreError> start_tls(redisContext* c, void* ctx, const RedisTlsOp
   const std::string& name = o.server_name.empty() ? host : o.server_name;
   const bool is_ip = name.find_first_not_of("0123456789.") == std::string::npos ||
                      name.find(':') != std::string::npos;
-  if (!is_ip) SSL_set_tlsext_host_name(ssl, name.c_str());
+  // SSL_set_tlsext_host_name() is a macro with a C cast (-Wold-style-cast); its expansion:
+  if (!is_ip)
+    SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(name.c_str()));
   if (o.verify) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
