@@ -39,15 +39,20 @@ double percentile(std::vector<double>& v, double p) {
 
 int main(int argc, char** argv) {
   int lookups = 5000;
+  std::string tls_ca;
   std::vector<std::pair<std::string, std::string>> targets;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--lookups" && i + 1 < argc) {
       lookups = std::atoi(argv[++i]);
+    } else if (a == "--tls-ca" && i + 1 < argc) {
+      tls_ca = argv[++i];
     } else if (auto eq = a.find('='); eq != std::string_view::npos) {
       targets.emplace_back(std::string(a.substr(0, eq)), std::string(a.substr(eq + 1)));
     } else {
-      fmt::print(stderr, "usage: bench_redis_lookup [--lookups N] LABEL=redis://h:p/db ...\n");
+      fmt::print(
+          stderr,
+          "usage: bench_redis_lookup [--lookups N] [--tls-ca FILE] LABEL=redis://h:p/db ...\n");
       return 64;
     }
   }
@@ -70,6 +75,7 @@ int main(int argc, char** argv) {
     }
     ro.url = *parsed;
     ro.timeout = std::chrono::milliseconds(1000);
+    ro.tls.ca_file = tls_ca;
     Target t{label, std::make_shared<RedisStore>(ro), nullptr, {}};
     t.bans = std::make_unique<Bans>(t.store, BanSettings{});
     for (int s = 0; s < 3; ++s)  // the default ban-strikes: banned

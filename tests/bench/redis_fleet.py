@@ -207,10 +207,20 @@ def tls(args) -> int:
         procs.append(start_stunnel_client(tunnel, tls_port, work, certs["ca"]))
         print("Ban lookup latency, one thread (Bans::is_banned), pooled connections, plain and "
               "TLS taking turns")
+        targets = [f"plain=redis://127.0.0.1:{plain}/0",
+                   f"tls-via-stunnel=redis://127.0.0.1:{tunnel}/0"]
+        # Native rediss:// too, when the bench program was built with a hiredis that has TLS
+        # (>= 1.0 with hiredis_ssl; not Debian 12's 0.14).
+        probe = subprocess.run([str(bench_bin("bench_redis_lookup")), "--lookups", "100",
+                                "--tls-ca", str(certs["ca"]),
+                                f"probe=rediss://127.0.0.1:{tls_port}/0"],
+                               capture_output=True, text=True, timeout=120)
+        if probe.returncode == 0 and "fallback" not in probe.stdout:
+            targets.append(f"tls-native=rediss://127.0.0.1:{tls_port}/0")
+        else:
+            print("  (no native rediss:// in this build: hiredis without TLS)")
         out = subprocess.run([str(bench_bin("bench_redis_lookup")), "--lookups",
-                              str(args.lookups),
-                              f"plain=redis://127.0.0.1:{plain}/0",
-                              f"tls-via-stunnel=redis://127.0.0.1:{tunnel}/0"],
+                              str(args.lookups), "--tls-ca", str(certs["ca"]), *targets],
                              capture_output=True, text=True, timeout=600)
         print(out.stdout, end="")
         if out.returncode:
