@@ -310,7 +310,9 @@ std::string describe_state(const StateOptions& o) {
             (o.redis_password_file.empty() ? std::string("the URL") : o.redis_password_file);
   }
   if (o.redis_sentinels.empty()) {
-    std::string how = "plain connection: TLS only through a tunnel";
+    std::string how = redis_tls_supported()
+                          ? "plain connection; rediss:// would use TLS"
+                          : "plain connection; this build has no TLS: use a tunnel for it";
     if (o.redis->tls) {
       const RedisTlsOptions& t = o.redis_tls;
       how = !t.verify ? "TLS, the server's certificate NOT verified"
