@@ -86,9 +86,15 @@ std::optional<StoreError> simple_command(redisContext* c, const std::vector<std:
   return std::nullopt;
 }
 
-bool is_readonly_reply(const redisReply& r) {
-  return r.type == REDIS_REPLY_ERROR &&
-         std::string_view(r.str, r.len).substr(0, 8) == std::string_view("READONLY");
+// Replies that say "not this server, not now": a demoted master (READONLY), a replica still
+// loading its data set (LOADING), a replica cut off from its master (MASTERDOWN). Like a lost
+// connection, they send the store to the fallback and, with Sentinel, to the sentinels.
+bool is_unavailable_reply(const redisReply& r) {
+  if (r.type != REDIS_REPLY_ERROR) return false;
+  const std::string_view text(r.str, r.len);
+  for (std::string_view word : {"READONLY", "LOADING", "MASTERDOWN"})
+    if (text.substr(0, word.size()) == word) return true;
+  return false;
 }
 
 // host and port out of "host", "host:port", "[v6]" or "[v6]:port".
@@ -507,9 +513,9 @@ RedisStore::Outcome RedisStore::command(const std::vector<std::string>& argv) {
     mark_down(*out.error);
     return out;  // the connection is in an unknown state: dropped, not pooled
   }
-  if (is_readonly_reply(*out.reply)) {
-    // A master demoted to replica (a failover): as good as unreachable until the store finds
-    // the new master.
+  if (is_unavailable_reply(*out.reply)) {
+    // E.g. a master demoted to replica (a failover): as good as unreachable until the store
+    // finds the new master.
     out.error =
         StoreError{StoreErrorKind::Unavailable, std::string(out.reply->str, out.reply->len)};
     out.reply.reset();

@@ -10,7 +10,7 @@
 // conclude "we never sent that" during an outage.
 // With Sentinel (RedisStoreOptions::sentinels), the master's address is asked of the sentinels
 // (SENTINEL get-master-addr-by-name), kept, and checked with ROLE on each new connection; a
-// failed connection or a READONLY reply (a demoted master) makes the next attempt ask again,
+// failed connection or a READONLY, LOADING or MASTERDOWN reply makes the next attempt ask again,
 // so the store follows a failover. Meanwhile calls go to the fallback as for any outage.
 // Who calls it: milter/main through make_store(); tests; the benchmark.
 // Thread-safety: all members may be called concurrently.
