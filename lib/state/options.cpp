@@ -88,21 +88,29 @@ const char* const kNoDatabaseWithUrl =
     "redis-database: only with state = sentinel (a redis:// "
     "URL names its database itself)";
 
+// The last value of `key`, unless it is empty (an empty value means "none").
+const options::RawValue* set_value(const options::Reader& r, std::string_view key) {
+  const options::RawValue* v = r.last(key);
+  return v && !v->value.empty() ? v : nullptr;
+}
+
 // redis-user, redis-password-file: merged into the URL's user and password.
 options::Problem load_auth(const options::Reader& r, StateOptions& o) {
-  const options::RawValue* user = r.last("redis-user");
-  const options::RawValue* file = r.last("redis-password-file");
+  const options::RawValue* user = set_value(r, "redis-user");
+  const options::RawValue* file = set_value(r, "redis-password-file");
   if (!o.redis) {
-    for (const auto* v : {user, file, r.last("redis-database"),
-                          r.last("redis-sentinel-password-file"), r.last("redis-master-name")})
-      if (v)
-        return ConfigError{v->where, "only with Redis state (state = redis://... or sentinel)"};
+    for (std::string_view key : {"redis-user", "redis-password-file", "redis-database",
+                                 "redis-sentinel-password-file", "redis-master-name"})
+      if (const options::RawValue* v = set_value(r, key))
+        return ConfigError{v->where, fmt::format("{}: only with Redis state (state = "
+                                                 "redis://... or sentinel)",
+                                                 key)};
     return std::nullopt;
   }
   if (user) {
     if (!o.redis->user.empty() && o.redis->user != user->value)
       return ConfigError{user->where, "redis-user: the state URL names another user"};
-    if (user->value.empty() || user->value.find_first_of(" \t") != std::string::npos)
+    if (user->value.find_first_of(" \t") != std::string::npos)
       return ConfigError{user->where, "redis-user: expected a user name"};
     o.redis->user = user->value;
   }
@@ -127,16 +135,16 @@ options::Problem load_auth(const options::Reader& r, StateOptions& o) {
 options::Problem load_sentinel(const options::Reader& r, StateOptions& o) {
   const options::RawValue* state = r.last("state");
   const bool sentinel = state && state->value == "sentinel";
-  const options::RawValue* name = r.last("redis-master-name");
+  const options::RawValue* name = set_value(r, "redis-master-name");
   auto list = r.list("redis-sentinels");
   if (!list) return list.error();
   if (!sentinel) {
     if (!list->empty())
       return ConfigError{list->front().where, "redis-sentinels: only with state = sentinel"};
     if (name) return ConfigError{name->where, "redis-master-name: only with state = sentinel"};
-    if (const options::RawValue* v = r.last("redis-sentinel-password-file"))
+    if (const options::RawValue* v = set_value(r, "redis-sentinel-password-file"))
       return ConfigError{v->where, "redis-sentinel-password-file: only with state = sentinel"};
-    if (const options::RawValue* v = r.last("redis-database"); v && o.redis)
+    if (const options::RawValue* v = set_value(r, "redis-database"); v && o.redis)
       return ConfigError{v->where, kNoDatabaseWithUrl};
     return std::nullopt;
   }
@@ -159,7 +167,7 @@ options::Problem load_sentinel(const options::Reader& r, StateOptions& o) {
   o.redis->host.clear();
   o.redis->port = 0;
   if (auto e = r.number("redis-database", 0, 1'000'000, o.redis->db)) return e;
-  if (const options::RawValue* f = r.last("redis-sentinel-password-file")) {
+  if (const options::RawValue* f = set_value(r, "redis-sentinel-password-file")) {
     auto secret = read_secret_file(f->value);
     if (!secret) return ConfigError{f->where, "redis-sentinel-password-file: " + secret.error()};
     o.sentinel_password = *secret;
@@ -194,7 +202,7 @@ options::Problem load_tls(const options::Reader& r, StateOptions& o) {
                                           "redis-tls-verify"};
   if (!o.redis || !o.redis->tls) {
     for (const char* key : kKeys)
-      if (const options::RawValue* v = r.last(key))
+      if (const options::RawValue* v = set_value(r, key))
         return ConfigError{
             v->where,
             fmt::format("{}: only with state = rediss://...{}", key,

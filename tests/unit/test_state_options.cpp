@@ -316,6 +316,11 @@ TEST_CASE("redis auth options: password file, user, permissions; no secret in -n
   auto c2 = test::load_hermetic({"--state", "redis://h:1/0", "--redis-password-file", crlf});
   REQUIRE(c2);
   CHECK((*c2)->state.redis->password == "pw2");
+
+  // An empty value means none, as for the other file options.
+  auto none = test::load_hermetic({"--redis-password-file", "", "--redis-user", ""});
+  REQUIRE(none);
+  CHECK_FALSE((*none)->state.redis);
 }
 
 TEST_CASE("redis option errors: the file is named, the secret never shown",
@@ -345,7 +350,7 @@ TEST_CASE("redis option errors: the file is named, the secret never shown",
       {"state = redis://:x@h:1/0\nredis-password-file = " + ok + "\n", ":2",
        "holds a password already"},
       {"state = redis://h:1/0\nredis-user = mx\n", ":2", "a user needs a password"},
-      {"redis-password-file = " + ok + "\n", ":1", "only with Redis state"},
+      {"redis-password-file = " + ok + "\n", ":1", "redis-password-file: only with Redis state"},
       {"state = redis://u:s3cret@h:99999/0\n", ":1", "redis://u:***@h:99999/0"},
       {"state = sentinel\nredis-master-name = m\n", ":1", "needs redis-sentinels"},
       {"state = sentinel\nredis-sentinels = 127.0.0.1:26379\n", ":1", "needs redis-master-name"},
