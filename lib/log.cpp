@@ -5,8 +5,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -32,8 +35,17 @@ int syslog_priority(LogLevel level) {
   return LOG_INFO;
 }
 
+// Bytes written as they are: printable ASCII but the backslash. A table, so that the scan of
+// a clean line (nearly every line) is one load and test per byte.
+constexpr auto kPlain = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x7f; ++c)
+    t[static_cast<std::size_t>(c)] = c != '\\';
+  return t;
+}();
+
 bool plain(unsigned char c) {
-  return c >= 0x20 && c < 0x7f && c != '\\';
+  return kPlain[c];
 }
 
 // Length of the valid UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing
@@ -106,13 +118,26 @@ namespace {
 
 // Where the first byte that needs escaping is, or line.size(): the fast path of every line.
 std::size_t first_to_escape(std::string_view line) {
+  const auto* p = reinterpret_cast<const unsigned char*>(line.data());
   std::size_t i = 0;
   while (i < line.size()) {
-    const auto c = static_cast<unsigned char>(line[i]);
-    if (plain(c)) {
-      ++i;
-      continue;
+    // Eight bytes at a time while none is below 0x20, above 0x7e or a backslash (the usual
+    // bit tricks for "has a byte less than / more than / equal to"), then byte by byte.
+    constexpr std::uint64_t kOnes = 0x0101010101010101, kHigh = 0x8080808080808080;
+    while (line.size() - i >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      const std::uint64_t below = (w - kOnes * 0x20) & ~w & kHigh;
+      const std::uint64_t above = ((w + kOnes) | w) & kHigh;
+      const std::uint64_t b = w ^ (kOnes * '\\');
+      const std::uint64_t backslash = (b - kOnes) & ~b & kHigh;
+      if (below | above | backslash) break;
+      i += 8;
     }
+    while (i < line.size() && kPlain[p[i]])
+      ++i;
+    if (i == line.size()) break;
+    const unsigned char c = p[i];
     if (c < 0x80) return i;
     const std::size_t n = utf8_length(line.substr(i));
     if (n == 0 || unprintable_utf8(line.substr(i, n))) return i;

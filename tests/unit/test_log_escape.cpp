@@ -93,7 +93,10 @@ TEST_CASE("log text: line ends, controls, DEL and bad UTF-8 are escaped", "[log]
       {"\xed\xa0\x80", "\\xed\\xa0\\x80"},
       {"\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80"},
       // Valid UTF-8 that readers take for line ends: NEL (U+0085), U+2028, U+2029.
-      {"a\xc2\x85" "b\xe2\x80\xa8" "c\xe2\x80\xa9", "a\\xc2\\x85b\\xe2\\x80\\xa8c\\xe2\\x80\\xa9"},
+      {"a\xc2\x85"
+       "b\xe2\x80\xa8"
+       "c\xe2\x80\xa9",
+       "a\\xc2\\x85b\\xe2\\x80\\xa8c\\xe2\\x80\\xa9"},
       // ... next to text that stays: U+00A0 and U+2027 are printable enough.
       {"\xc2\xa0\xe2\x80\xa7\n", "\xc2\xa0\xe2\x80\xa7\\n"},
   };
@@ -116,10 +119,27 @@ TEST_CASE("log text: every byte value round-trips and never yields a control", "
   CHECK(unescape(out) == all);
 }
 
+TEST_CASE("log text: the word-at-a-time scan finds every byte at every position", "[log]") {
+  const std::string clean = "abcdefghijklmnopqrstuvwxyz0123~ ";  // 32 bytes, four words
+  CHECK(escaped_log_text(clean) == clean);
+  for (int c = 0; c < 256; ++c) {
+    for (std::size_t pos = 0; pos < clean.size(); ++pos) {
+      std::string line = clean;
+      line[pos] = static_cast<char>(c);
+      const std::string out = escaped_log_text(line);
+      const bool stays = c >= 0x20 && c < 0x7f && c != '\\';
+      CAPTURE(c, pos);
+      CHECK((out == line) == stays);
+      CHECK(unescape(out) == line);
+    }
+  }
+}
+
 TEST_CASE("log_line escapes before any sink sees the line", "[log]") {
   CaptureLog log;
-  log_line(LogLevel::Notice, "NOQUEUE: reject: HELO from x[192.0.2.1]: helo=<a\r\nban "
-                             "198.51.100.77 for 1800s: 3 strikes (x)>");
+  log_line(LogLevel::Notice,
+           "NOQUEUE: reject: HELO from x[192.0.2.1]: helo=<a\r\nban "
+           "198.51.100.77 for 1800s: 3 strikes (x)>");
   mxguard::log(LogLevel::Notice, "from=<{}>", std::string_view("a\nb\xff", 4));
   REQUIRE(log.lines.size() == 2);
   CHECK(log.lines[0] ==
@@ -170,11 +190,11 @@ struct AccessFixture {
 
 }  // namespace
 
-TEST_CASE("a table REJECT whose reply cannot quote the recipient still refuses",
-          "[log][access]") {
+TEST_CASE("a table REJECT whose reply cannot quote the recipient still refuses", "[log][access]") {
   CaptureLog log;
-  AccessFixture f("/^blocked/ REJECT go away\n/^defer/ DEFER later\n"
-                  "/^coded/ 551 5.7.1 not here\n/^plain/ REJECT\n");
+  AccessFixture f(
+      "/^blocked/ REJECT go away\n/^defer/ DEFER later\n"
+      "/^coded/ 551 5.7.1 not here\n/^plain/ REJECT\n");
   auto quoted = f.rcpt("blocked@example.com");
   REQUIRE(quoted);
   CHECK(quoted->reply->to_string() ==
