@@ -81,6 +81,36 @@ void append_hex(std::string& out, unsigned char c) {
   out.push_back(kHex[c & 0xf]);
 }
 
+// Where the first byte that needs escaping is, or line.size(): the fast path of every line.
+std::size_t first_to_escape(std::string_view line) {
+  const auto* p = reinterpret_cast<const unsigned char*>(line.data());
+  std::size_t i = 0;
+  while (i < line.size()) {
+    // Eight bytes at a time while none is below 0x20, above 0x7e or a backslash (the usual
+    // bit tricks for "has a byte less than / more than / equal to"), then byte by byte.
+    constexpr std::uint64_t kOnes = 0x0101010101010101, kHigh = 0x8080808080808080;
+    while (line.size() - i >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      const std::uint64_t below = (w - kOnes * 0x20) & ~w & kHigh;
+      const std::uint64_t above = ((w + kOnes) | w) & kHigh;
+      const std::uint64_t b = w ^ (kOnes * '\\');
+      const std::uint64_t backslash = (b - kOnes) & ~b & kHigh;
+      if (below | above | backslash) break;
+      i += 8;
+    }
+    while (i < line.size() && kPlain[p[i]])
+      ++i;
+    if (i == line.size()) break;
+    const unsigned char c = p[i];
+    if (c < 0x80) return i;
+    const std::size_t n = utf8_length(line.substr(i));
+    if (n == 0 || unprintable_utf8(line.substr(i, n))) return i;
+    i += n;
+  }
+  return i;
+}
+
 void write_stderr(std::string_view line) {
   // One write() per line so concurrent threads never interleave within a line.
   std::string out;
@@ -113,40 +143,6 @@ void set_log_level(LogLevel level) {
 bool log_enabled(LogLevel level) {
   return static_cast<int>(level) <= g_level.load();
 }
-
-namespace {
-
-// Where the first byte that needs escaping is, or line.size(): the fast path of every line.
-std::size_t first_to_escape(std::string_view line) {
-  const auto* p = reinterpret_cast<const unsigned char*>(line.data());
-  std::size_t i = 0;
-  while (i < line.size()) {
-    // Eight bytes at a time while none is below 0x20, above 0x7e or a backslash (the usual
-    // bit tricks for "has a byte less than / more than / equal to"), then byte by byte.
-    constexpr std::uint64_t kOnes = 0x0101010101010101, kHigh = 0x8080808080808080;
-    while (line.size() - i >= 8) {
-      std::uint64_t w;
-      std::memcpy(&w, p + i, 8);
-      const std::uint64_t below = (w - kOnes * 0x20) & ~w & kHigh;
-      const std::uint64_t above = ((w + kOnes) | w) & kHigh;
-      const std::uint64_t b = w ^ (kOnes * '\\');
-      const std::uint64_t backslash = (b - kOnes) & ~b & kHigh;
-      if (below | above | backslash) break;
-      i += 8;
-    }
-    while (i < line.size() && kPlain[p[i]])
-      ++i;
-    if (i == line.size()) break;
-    const unsigned char c = p[i];
-    if (c < 0x80) return i;
-    const std::size_t n = utf8_length(line.substr(i));
-    if (n == 0 || unprintable_utf8(line.substr(i, n))) return i;
-    i += n;
-  }
-  return i;
-}
-
-}  // namespace
 
 bool escape_log_text(std::string_view line, std::string& out) {
   std::size_t i = first_to_escape(line);
