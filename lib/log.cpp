@@ -185,8 +185,8 @@ bool escape_log_text(std::string_view line, std::string& out) {
     }
     const std::string_view seq = line.substr(i, n);
     if (unprintable_utf8(seq)) {
-      for (unsigned char b : seq)
-        append_hex(out, b);
+      for (char b : seq)
+        append_hex(out, static_cast<unsigned char>(b));
     } else {
       out.append(seq);
     }
