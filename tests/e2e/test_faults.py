@@ -217,6 +217,7 @@ def redis_keys(port: int) -> list[str]:
 
 
 WEB_CONFIG = ("unhandled-domains = product.web.test\nban-strikes = 3\nban-window = 10m\n"
+              "ban-loopback = yes\n"  # loopback clients play remote hosts here
               "ban-time = 10m\nlog-level = info\n")
 
 
