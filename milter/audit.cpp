@@ -13,7 +13,7 @@ namespace mxguard::milter {
 namespace {
 
 constexpr std::string_view kUsage =
-    "usage: mxguard [-c FILE] audit [--dns-server ADDR[:PORT]] [--self ADDR] DOMAIN...\n"
+    "usage: mxguard audit [-c FILE] [--dns-server ADDR[:PORT]] [--self ADDR] DOMAIN...\n"
     "Explains each domain's mail route as mxguard sees it, and what to publish for a domain\n"
     "that takes no mail. Without -c, the options of /etc/mxguard/mxguard.conf apply when it\n"
     "exists (-c /dev/null: none); -c FILE may come before or after the word audit.\n";

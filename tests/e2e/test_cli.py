@@ -96,12 +96,12 @@ def test_audit_takes_c_before_or_after_the_word_audit(conf, args):
 def test_audit_help_and_usage():
     out = mxguard("audit", "--help")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("usage: mxguard [-c FILE] audit ")
+    assert out.stdout.startswith("usage: mxguard audit [-c FILE] ")
     assert "--dns-server" in out.stdout
     assert mxguard("audit", "-h").stdout == out.stdout
     none = mxguard("audit", f"--bogus-networks={BOGUS_NETWORKS}")
     assert none.returncode == 64
-    assert none.stderr.startswith("usage: mxguard [-c FILE] audit")
+    assert none.stderr.startswith("usage: mxguard audit [-c FILE]")
     # A word that is not audit is still an error of the daemon's command line.
     other = mxguard("-n", "audits", f"--bogus-networks={BOGUS_NETWORKS}")
     assert other.returncode == 78
