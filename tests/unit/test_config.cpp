@@ -191,6 +191,16 @@ TEST_CASE("settings that only make sense together name the file and line", "[con
   auto flag = load({"--ledger=no", "--check.backscatter=on"});
   REQUIRE_FALSE(flag);
   CHECK(flag.error().where == "command line");
+  auto ttl = write_file("cross-ttl.conf", "dns-cache-max-ttl = 1m\ndns-cache-min-ttl = 1h\n");
+  auto t = load({"-c", ttl});
+  REQUIRE_FALSE(t);
+  CHECK(t.error().to_string() == ttl + ":2: dns-cache-min-ttl must not be above dns-cache-max-ttl");
+  auto max_only = write_file("cross-ttl-max.conf", "\ndns-cache-max-ttl = 1s\n");
+  auto m = load({"-c", max_only, "--dns-cache-min-ttl=0s"});
+  REQUIRE(m);
+  auto m2 = load({"-c", max_only});  // the default minimum (10s) is above 1s
+  REQUIRE_FALSE(m2);
+  CHECK(m2.error().where == max_only + ":2");
 }
 
 TEST_CASE("metrics-listen off loopback loads with a warning naming its place", "[config]") {
