@@ -270,13 +270,24 @@ Expected<std::shared_ptr<const Config>, ConfigError> load_config(const CommandLi
     if (invocation->help || invocation->version) return std::make_shared<const Config>();
   }
   // No -c: the default file, when there is one (opendkim reads its Debian file the same way).
+  // One that cannot even be looked at (a directory without search permission) is there too:
+  // silently running on other options than the daemon's would mislead more than an error.
+  bool from_default = false;
   if (!merged.count("config") && !cl.default_config.empty()) {
     std::error_code ec;
-    if (std::filesystem::exists(cl.default_config, ec))
+    if (std::filesystem::status(cl.default_config, ec).type() !=
+        std::filesystem::file_type::not_found) {
       merged["config"].push_back({cl.default_config, "default"});
+      from_default = true;
+    }
   }
   if (auto it = merged.find("config"); it != merged.end()) {
     auto file = options::read_config_file(catalogue(), it->second.back().value);
+    if (!file && from_default && file.error().where == cl.default_config)
+      return unexpected(ConfigError{file.error().where,
+                                    file.error().message +
+                                        " (read by default; -c FILE names another, -c /dev/null "
+                                        "none)"});
     if (!file) return unexpected(file.error());
     // The command line wins: a key given there replaces the file's values for that key.
     for (auto& [key, values] : *file)

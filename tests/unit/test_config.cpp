@@ -259,6 +259,18 @@ TEST_CASE("without -c the default config file is read when it exists", "[config]
   auto empty = load_config(CommandLine({rules, "-c", "/dev/null"}, dflt));
   REQUIRE(empty);
   CHECK((*empty)->site.local_domains.empty());
+  // One that is there but cannot be used is an error, not a silent fallback to the defaults.
+  const std::string dir = "/tmp/mxguard-unit-config-dir";
+  std::filesystem::create_directories(dir);
+  auto unusable = load_config(CommandLine({rules}, dir));
+  REQUIRE_FALSE(unusable);
+  CHECK(unusable.error().to_string() ==
+        dir +
+            ": is a directory, not a config file (read by default; -c FILE names another, "
+            "-c /dev/null none)");
+  auto named_dir = load_config(CommandLine({rules, "-c", dir}));
+  REQUIRE_FALSE(named_dir);
+  CHECK(named_dir.error().to_string() == dir + ": is a directory, not a config file");
   // A default file with an error names itself, as any other.
   auto bad = write_file("default-bad.conf", "\nlocal-domains = a@b\n");
   auto broken = load_config(CommandLine({rules}, bad));
