@@ -20,7 +20,6 @@ import grp
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
