@@ -1,6 +1,6 @@
 // Daemon life: the milter socket (stale-socket removal, its directory, owner and mode),
-// privileges, pidfile, detaching, and
-// signals (SIGUSR1 reload, SIGUSR2 stats, SIGTERM/SIGHUP/SIGINT stop; see below).
+// privileges, pidfile, detaching, and signals (SIGUSR1 reload, SIGUSR2 stats,
+// SIGTERM/SIGHUP/SIGINT stop; see below).
 // Threading: called from main() before smfi_main(), except SignalDispatcher's sigwait thread.
 #pragma once
 
