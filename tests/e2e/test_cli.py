@@ -139,8 +139,8 @@ def test_metrics_listen_off_loopback_warns_in_check_config(tmp_path):
 
 def test_metrics_listen_off_loopback_warns_at_start_and_still_serves(mxguard_factory, tmp_path):
     """The daemon, started without -c, reads the default file, warns (naming its line) and
-    keeps starting: refusing would turn an upgrade into deferred mail. Only loopback is used
-    to fetch the metrics."""
+    keeps starting: refusing would turn an upgrade into deferred mail; a reload warns again.
+    Only loopback is used to fetch the metrics."""
     port = free_port()
     default = tmp_path / "mxguard.conf"
     default.write_text(f"bogus-networks = {BOGUS_NETWORKS}\nmetrics-listen = 0.0.0.0:{port}\n")
@@ -149,6 +149,10 @@ def test_metrics_listen_off_loopback_warns_at_start_and_still_serves(mxguard_fac
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         assert r.status == 200
         assert b"mxguard_" in r.read()
+    # A reload says it again: the admin who reloads looks at the log then.
+    d.mark_log()
+    d.reload()
+    d.wait_log(rf"{default}:2: metrics-listen 0\.0\.0\.0:{port}: not a loopback address")
 
 
 @pytest.fixture
