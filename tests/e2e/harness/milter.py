@@ -23,6 +23,12 @@ from .milteraddr import MilterAddress
 from .util import (REPO_ROOT, can_connect, make_instance_dir, socket_path, wait_for_line,
                    wait_until)
 
+# Without -c, mxguard reads /etc/mxguard/mxguard.conf when it exists (the package test installs
+# one system-wide); MXGUARD_CONFIG names the file read instead, empty for none. Every mxguard a
+# test runs, with or without -c, thus reads only what the test gives it; a test of the default
+# file sets MXGUARD_CONFIG itself in the child's environment.
+os.environ["MXGUARD_CONFIG"] = ""
+
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
     "ERROR: ThreadSanitizer", "ERROR: MemorySanitizer", "runtime error:",
@@ -98,7 +104,8 @@ class Mxguard:
             raise MxguardError(f"mxguard did not open {self.socket} within {timeout}s:\n"
                                + self.log_text())
         if self.socket.kind == "unix":
-            # Postfix's smtpd connects as user postfix; libmilter makes the socket 0755-ish.
+            # Postfix's smtpd connects as user postfix; mxguard (no -u here) makes the socket
+            # 0660 root:root.
             os.chmod(self.socket.path, 0o666)
         return self
 
