@@ -103,9 +103,9 @@ class Mxguard:
             self._abort()
             raise MxguardError(f"mxguard did not open {self.socket} within {timeout}s:\n"
                                + self.log_text())
-        if self.socket.kind == "unix":
-            # Postfix's smtpd connects as user postfix; mxguard (no -u here) makes the socket
-            # 0660 root:root.
+        if self.socket.kind == "unix" and not self.own_ledger_files:
+            # A binary from before socket-mode (benchmarks' --compare-bin): it leaves the
+            # socket as the umask made it, so it is opened here.
             os.chmod(self.socket.path, 0o666)
         return self
 
@@ -141,6 +141,11 @@ class Mxguard:
         for key, name in (("ledger-file", "ledger"), ("ledger-key-file", "ledger.key")):
             if not re.search(rf"^\s*{key}\s*=", text, re.M):
                 extra += f"{key} = {self.dir / name}\n"
+        # Postfix's smtpd connects as user postfix, and mxguard runs without -u here: the
+        # socket must be open to others. Set by mxguard itself when it makes the socket; a
+        # chmod from here could land before mxguard's own and be undone by it.
+        if not re.search(r"^\s*socket-mode\s*=", text, re.M):
+            extra += "socket-mode = 0666\n"
         return ("\n" if text and not text.endswith("\n") else "") + extra
 
     def _read_stderr(self) -> None:
