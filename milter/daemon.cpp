@@ -126,7 +126,7 @@ std::optional<Identity> lookup_identity(const std::string& user_group, std::stri
     *error = fmt::format("user '{}': no such user", user);
     return std::nullopt;
   }
-  Identity id{pw->pw_uid, pw->pw_gid, user};
+  Identity id{pw->pw_uid, pw->pw_gid, pw->pw_gid, user};
   if (!group.empty()) {
     const struct group* gr = getgrnam(group.c_str());
     if (!gr) {
@@ -144,7 +144,10 @@ bool drop_privileges(const Identity& id, std::string* error) {
     *error = "not running as root: cannot change user";
     return false;
   }
-  if (initgroups(id.name.c_str(), id.gid) != 0 || setgid(id.gid) != 0 || setuid(id.uid) != 0) {
+  // initgroups() with the primary group, not id.gid: given "mxguard:postfix" it would
+  // otherwise drop the group mxguard, which nothing lists as a member.
+  if (initgroups(id.name.c_str(), id.primary_gid) != 0 || setgid(id.gid) != 0 ||
+      setuid(id.uid) != 0) {
     *error = fmt::format("cannot become {}: {}", id.name, std::strerror(errno));
     return false;
   }
