@@ -158,6 +158,63 @@ def test_lintian_finds_no_error_and_no_warning(deb):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def old_package_with_filter_conffile(directory: Path, filter_text: str) -> Path:
+    """A stand-in for mxguard 0.1.0, as far as the upgrade concerns it: the fail2ban filter
+    as a conffile in /etc/fail2ban/filter.d."""
+    root = directory / "old"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "etc/fail2ban/filter.d").mkdir(parents=True)
+    (root / "etc/fail2ban/filter.d/mxguard.conf").write_text(filter_text)
+    (root / "DEBIAN/conffiles").write_text("/etc/fail2ban/filter.d/mxguard.conf\n")
+    arch = run("dpkg", "--print-architecture").stdout.strip()  # as the real one: not "all"
+    (root / "DEBIAN/control").write_text(
+        f"Package: mxguard\nVersion: 0.1.0\nArchitecture: {arch}\n"
+        "Maintainer: mxguard developers <mxguard@example.org>\n"
+        "Description: stand-in for the first mxguard package\n")
+    run("dpkg-deb", "--root-owner-group", "-b", str(root), str(directory / "old.deb"))
+    return directory / "old.deb"
+
+
+@pytest.mark.parametrize("jail_on,changed", [(True, False), (True, True), (False, False)],
+                         ids=["jail on", "jail on, filter changed", "jail off"])
+def test_upgrade_moves_the_fail2ban_filter_out_of_etc(deb, jail_on, changed):
+    """Up to 0.1.0 the filter was a conffile in /etc/fail2ban/filter.d. After the upgrade no
+    package owns it; an enabled jail keeps its filter (the admin's own version if changed)."""
+    filter_path = Path("/etc/fail2ban/filter.d/mxguard.conf")
+    jail = Path("/etc/fail2ban/jail.d/mxguard.conf")
+    if filter_path.exists() or jail.exists():
+        pytest.skip("this machine has an mxguard fail2ban filter or jail of its own")
+    shipped = (REPO / "packaging/fail2ban/filter.d/mxguard.conf").read_text()
+    old = old_package_with_filter_conffile(make_instance_dir("old-deb"), shipped)
+    try:
+        run("dpkg", "-i", str(old), timeout=300)
+        if changed:
+            filter_path.write_text(shipped + "# changed by the admin\n")
+        if jail_on:
+            jail.parent.mkdir(parents=True, exist_ok=True)
+            jail.write_text("[mxguard]\nenabled = true\n")
+        out = run("dpkg", "-i", str(deb), timeout=300)
+        assert "0.1.1" <= run("dpkg-query", "-W", "-f=${Version}", "mxguard").stdout
+        # dpkg remembers the old conffile as obsolete; the package does not ship it.
+        conffiles = run("dpkg-query", "-W", "-f=${Conffiles}", "mxguard").stdout
+        assert all(line.endswith(" obsolete") for line in conffiles.splitlines()
+                   if "/etc/fail2ban" in line), conffiles
+        assert (EXAMPLES / "filter.d/mxguard.conf").exists()
+        if jail_on:
+            assert filter_path.read_text() == shipped + ("# changed by the admin\n"
+                                                         if changed else ""), out.stderr
+            assert not Path(f"{filter_path}.dpkg-bak").exists()
+        else:
+            assert not filter_path.exists()
+    finally:
+        if Path(INIT).exists():
+            run(INIT, "stop", check=False, timeout=60)
+        run("dpkg", "--purge", "mxguard", timeout=300, check=False)
+        for leftover in [filter_path, Path(f"{filter_path}.dpkg-bak"), jail]:
+            leftover.unlink(missing_ok=True)
+    assert not installed("mxguard")
+
+
 def test_files_are_installed(package):
     for path in ["/usr/sbin/mxguard", "/etc/mxguard/mxguard.conf", "/etc/default/mxguard",
                  "/etc/mxguard/rules/bogus-networks.cidr", INIT,
