@@ -147,3 +147,20 @@ def test_an_unknown_check_is_a_configuration_error(tmp_path):
                          text=True, timeout=30)
     assert out.returncode == 78, out.stdout + out.stderr
     assert f"{conf}:2: unknown check 'bogus_mx'" in out.stderr
+
+
+def test_readme_debian_gives_postfix_the_same_lines_as_readme():
+    """README.Debian's main.cf block is README.md's (issue 15: milter_rcpt_macros was left
+    out), and it says how to reload with and without systemd."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    block = re.search(r"^# /etc/postfix/main\.cf\n(.*?)^```", readme, re.M | re.S).group(1)
+    upstream = [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines()]
+    debian_text = (root / "packaging" / "debian" / "README.Debian").read_text()
+    debian = [line.strip() for line in debian_text.splitlines()
+              if re.match(r"^    [a-z_]+ = ", line) and "milter" in line]
+    assert "milter_rcpt_macros" in " ".join(upstream)
+    assert debian == upstream
+    for command in ["systemctl reload mxguard", "service mxguard reload",
+                    "/etc/init.d/mxguard reload"]:
+        assert command in debian_text, command
