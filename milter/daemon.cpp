@@ -126,7 +126,7 @@ std::optional<Identity> lookup_identity(const std::string& user_group, std::stri
     *error = fmt::format("user '{}': no such user", user);
     return std::nullopt;
   }
-  Identity id{pw->pw_uid, pw->pw_gid, pw->pw_gid, user};
+  Identity id{pw->pw_uid, pw->pw_gid, user};
   if (!group.empty()) {
     const struct group* gr = getgrnam(group.c_str());
     if (!gr) {
@@ -144,10 +144,13 @@ bool drop_privileges(const Identity& id, std::string* error) {
     *error = "not running as root: cannot change user";
     return false;
   }
-  // initgroups() with the primary group, not id.gid: given "mxguard:postfix" it would
-  // otherwise drop the group mxguard, which nothing lists as a member.
-  if (initgroups(id.name.c_str(), id.primary_gid) != 0 || setgid(id.gid) != 0 ||
-      setuid(id.uid) != 0) {
+  // The supplementary groups are the user's own group and those that list the user; the gid
+  // becomes id.gid. initgroups() with id.gid instead would lose the user's own group when
+  // id.gid is another one: as mxguard:postfix, group mxguard, which nothing lists as a member
+  // and which alone may read /etc/mxguard (root:mxguard 0750), so no reload could read it.
+  const passwd* pw = getpwnam(id.name.c_str());
+  const gid_t own_group = pw ? pw->pw_gid : id.gid;
+  if (initgroups(id.name.c_str(), own_group) != 0 || setgid(id.gid) != 0 || setuid(id.uid) != 0) {
     *error = fmt::format("cannot become {}: {}", id.name, std::strerror(errno));
     return false;
   }

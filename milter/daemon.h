@@ -27,14 +27,9 @@ std::optional<SocketSpec> parse_socket(const std::string& spec, std::string* err
 // is listening there or the path is not a socket.
 bool remove_stale_socket(const std::string& path, std::string* error);
 
-// "user[:group]": the daemon runs with the uid of user and the gid of group (default: the
-// user's primary group), and keeps as supplementary groups the user's primary group and every
-// group that lists the user, so that files the package gives to the user's group (such as
-// /etc/mxguard, root:mxguard 0750) stay readable when group is another one (postfix).
 struct Identity {
   uid_t uid = 0;
   gid_t gid = 0;
-  gid_t primary_gid = 0;  // the user's own group, from the password database
   std::string name;
 };
 std::optional<Identity> lookup_identity(const std::string& user_group, std::string* error);
