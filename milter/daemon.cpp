@@ -264,7 +264,13 @@ bool drop_privileges(const Identity& id, std::string* error) {
     *error = "not running as root: cannot change user";
     return false;
   }
-  if (initgroups(id.name.c_str(), id.gid) != 0 || setgid(id.gid) != 0 || setuid(id.uid) != 0) {
+  // The supplementary groups are the user's own group and those that list the user; the gid
+  // becomes id.gid. initgroups() with id.gid instead would lose the user's own group when
+  // id.gid is another one: as mxguard:postfix, group mxguard, which nothing lists as a member
+  // and which alone may read /etc/mxguard (root:mxguard 0750), so no reload could read it.
+  const passwd* pw = getpwnam(id.name.c_str());
+  const gid_t own_group = pw ? pw->pw_gid : id.gid;
+  if (initgroups(id.name.c_str(), own_group) != 0 || setgid(id.gid) != 0 || setuid(id.uid) != 0) {
     *error = fmt::format("cannot become {}: {}", id.name, std::strerror(errno));
     return false;
   }
