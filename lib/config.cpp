@@ -11,6 +11,8 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 
 #include "options/sources.h"
 
@@ -28,7 +30,9 @@ std::vector<Spec> general_specs() {
   return {
       {"help,h", Kind::Flag, "print this help and exit"},
       {"version,V", Kind::Flag, "print the version and exit"},
-      {"config,c", Kind::Value, "read options from this file (key = value lines)"},
+      {"config,c", Kind::Value,
+       "read options from this file (key = value lines); without it, "
+       "/etc/mxguard/mxguard.conf when that exists (-c /dev/null: none)"},
       {"check-config,n", Kind::Flag, "check the configuration and tables, then exit"},
       {"test,t", Kind::Files, "run the message checks on these message files offline, then exit"},
       {"test-sender", Kind::Value,
@@ -36,7 +40,10 @@ std::vector<Spec> general_specs() {
       {"test-recipient", Kind::Value, "with -t: the recipient (default: the first To address)"},
       {"socket,p", Kind::Value,
        "milter socket: unix:/path, local:/path, inet:port@host, inet6:port@host"},
-      {"user,u", Kind::Value, "run as user[:group] after binding the socket"},
+      {"socket-mode", Kind::Value,
+       "permissions of a unix socket, octal (default 0660: its user and group)"},
+      {"user,u", Kind::Value,
+       "run as user[:group] after binding the socket; a unix socket is theirs"},
       {"pidfile,P", Kind::Value, "write the process id to this file"},
       {"foreground,f", Kind::Flag, "stay in the foreground and log to stderr too"},
       {"log-level", Kind::Value, "error, warning, notice, info or debug"},
@@ -91,13 +98,71 @@ const options::Catalogue& catalogue() {
   return kCatalogue;
 }
 
+// "0660", "660", "0750": permission bits only (no set-id or sticky bits), in octal.
+std::optional<unsigned> parse_mode(std::string_view text) {
+  if (text.size() < 3 || text.size() > 4) return std::nullopt;
+  if (text.size() == 4 && text[0] != '0') return std::nullopt;
+  unsigned mode = 0;
+  for (char c : text) {
+    if (c < '0' || c > '7') return std::nullopt;
+    mode = mode * 8 + static_cast<unsigned>(c - '0');
+  }
+  return mode;
+}
+
+bool is_loopback(const net::IpAddress& a) {
+  if (a.is_v4()) return a.bytes()[0] == 127;
+  if (auto v4 = a.embedded_v4(); v4 && a.bytes()[10] == 0xff) return v4->bytes()[0] == 127;
+  return a == *net::IpAddress::parse("::1");
+}
+
+// metrics-listen: "address:port" or "[v6]:port"; anything but a loopback address is allowed
+// (refusing would turn an upgrade into a daemon that does not start, so deferred mail) but
+// warned about: the metrics name domains and clients, and nothing guards the port.
+options::Problem load_metrics_listen(const options::Reader& r, Config& cfg) {
+  const RawValue* v = r.last("metrics-listen");
+  if (!v || v->value.empty()) return std::nullopt;
+  const std::string& text = v->value;
+  const std::size_t colon = text.rfind(':');
+  const bool bracketed = !text.empty() && text.front() == '[';
+  if (colon == std::string::npos || (bracketed && (colon == 0 || text[colon - 1] != ']')))
+    return ConfigError{v->where, fmt::format("metrics-listen: expected address:port or "
+                                             "[address]:port, got '{}'",
+                                             text)};
+  const std::string_view host = std::string_view(text).substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  auto addr = net::IpAddress::parse(host);
+  if (!addr)
+    return ConfigError{v->where, fmt::format("metrics-listen: '{}' is not an IP address", host)};
+  char* end = nullptr;
+  const long n = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || n < 1 || n > 65535)
+    return ConfigError{v->where, fmt::format("metrics-listen: bad port '{}'", port)};
+  cfg.metrics_listen = text;
+  if (!is_loopback(*addr))
+    cfg.warnings.push_back(fmt::format(
+        "{}: metrics-listen {}: not a loopback address, so whoever reaches the port reads "
+        "the metrics (domains, checks, clients banned); keep it on 127.0.0.1 or [::1] "
+        "(node_exporter's textfile collector needs no port: metrics-file), or firewall it",
+        v->where, text));
+  return std::nullopt;
+}
+
 options::Problem load_general(const options::Reader& r, Config& cfg) {
   cfg.config_file = r.string("config", "");
   cfg.socket = r.string("socket", "local:/run/mxguard/mxguard.sock");
   cfg.user = r.string("user", "");
   cfg.pidfile = r.string("pidfile", "");
   cfg.metrics_file = r.string("metrics-file", "");
-  cfg.metrics_listen = r.string("metrics-listen", "");
+  if (auto e = load_metrics_listen(r, cfg)) return e;
+  if (const RawValue* v = r.last("socket-mode")) {
+    auto mode = parse_mode(v->value);
+    if (!mode)
+      return ConfigError{v->where, fmt::format("socket-mode: expected permissions in octal, "
+                                               "such as 0660, got '{}'",
+                                               v->value)};
+    cfg.socket_mode = *mode;
+  }
   cfg.exempt_recipients = {"postmaster"};
   cfg.exempt_senders = {"double-bounce"};
   if (r.has("exempt-recipients")) cfg.exempt_recipients.clear();
@@ -130,17 +195,22 @@ options::Problem load_general(const options::Reader& r, Config& cfg) {
   return std::nullopt;
 }
 
-// Settings that only make sense together.
-options::Problem cross_check(const Config& cfg) {
+// Settings that only make sense together. The error names the place of the check's own
+// setting, the one the admin wrote last ("file:line" or "command line").
+options::Problem cross_check(const options::Reader& r, const Config& cfg) {
+  auto place = [&r](std::string_view key) {
+    const RawValue* v = r.last(key);
+    return v ? v->where : std::string("built-in default");
+  };
   // Only `on` refuses at once; auto and report never refuse before a proof source exists.
   if (cfg.mode(CheckId::Backscatter) == CheckMode::On && !cfg.batv.keys &&
       !cfg.state.ledger.enabled && !cfg.backscatter.has_proof_source())
-    return ConfigError{"check.backscatter",
-                       "no way to recognise bounces of our own mail: keep ledger = yes, or set "
-                       "batv-key-file, our-relays or backscatter-allow (else every bounce would "
-                       "be refused)"};
+    return ConfigError{place("check.backscatter"),
+                       "check.backscatter = on: no way to recognise bounces of our own mail: "
+                       "keep ledger = yes, or set batv-key-file, our-relays or "
+                       "backscatter-allow (else every bounce would be refused)"};
   if (cfg.enabled(CheckId::Batv) && !cfg.batv.keys)
-    return ConfigError{"check.batv", "needs batv-key-file"};
+    return ConfigError{place("check.batv"), "check.batv: needs batv-key-file"};
   return std::nullopt;
 }
 
@@ -156,7 +226,7 @@ Expected<std::shared_ptr<const Config>, ConfigError> build(const options::Reader
         checks::load_access_options(r, cfg->access), state::load_state_options(r, cfg->state),
         checks::load_backscatter_options(r, cfg->backscatter),
         batv::load_batv_options(r, cfg->batv),
-        message::load_message_options(r, rules_needed, cfg->message), cross_check(*cfg),
+        message::load_message_options(r, rules_needed, cfg->message), cross_check(r, *cfg),
         dns::load_dns_options(r, bogus_needed, cfg->dns)})
     if (e) return unexpected(*e);
   return std::shared_ptr<const Config>(std::move(cfg));
@@ -177,6 +247,13 @@ void describe_invocation(const RawMap& raw, Invocation& inv) {
 
 }  // namespace
 
+Expected<std::vector<std::string>, ConfigError> command_line_operands(const CommandLine& cl) {
+  std::vector<std::string> operands;
+  auto cmd = options::read_command_line(catalogue(), cl.args, &operands);
+  if (!cmd) return unexpected(cmd.error());
+  return operands;
+}
+
 std::vector<std::string> option_names() {
   return options::option_names(catalogue());
 }
@@ -192,8 +269,25 @@ Expected<std::shared_ptr<const Config>, ConfigError> load_config(const CommandLi
     describe_invocation(merged, *invocation);
     if (invocation->help || invocation->version) return std::make_shared<const Config>();
   }
+  // No -c: the default file, when there is one (opendkim reads its Debian file the same way).
+  // One that cannot even be looked at (a directory without search permission) is there too:
+  // silently running on other options than the daemon's would mislead more than an error.
+  bool from_default = false;
+  if (!merged.count("config") && !cl.default_config.empty()) {
+    std::error_code ec;
+    if (std::filesystem::status(cl.default_config, ec).type() !=
+        std::filesystem::file_type::not_found) {
+      merged["config"].push_back({cl.default_config, "default"});
+      from_default = true;
+    }
+  }
   if (auto it = merged.find("config"); it != merged.end()) {
     auto file = options::read_config_file(catalogue(), it->second.back().value);
+    if (!file && from_default && file.error().where == cl.default_config)
+      return unexpected(ConfigError{file.error().where,
+                                    file.error().message +
+                                        " (read by default; -c FILE names another, -c /dev/null "
+                                        "none)"});
     if (!file) return unexpected(file.error());
     // The command line wins: a key given there replaces the file's values for that key.
     for (auto& [key, values] : *file)

@@ -10,6 +10,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,9 @@ struct Connection {
   Session session;
   unsigned long steps = 0;
   bool in_transaction = false;  // from MAIL to end of message or abort
+  // MAIL is negotiated without a reply (one round trip less a message): a refusal of the
+  // sender is kept here and given at each RCPT, as Postfix's smtpd_delay_reject does.
+  std::optional<Verdict> sender_refusal;
 };
 
 // A stop waits for transactions under way, not for idle connections.
@@ -176,6 +180,18 @@ sfsistat internal_error(Session* s, const char* where, const char* what) {
   return action == FailureAction::Accept ? SMFIS_CONTINUE : SMFIS_TEMPFAIL;
 }
 
+// An exception in a stage. A stage negotiated without a reply must not answer (the MTA would
+// read the answer as the reply to a later step); a tempfail at MAIL is then given at RCPT.
+sfsistat stage_failed(Connection* c, Stage stage, const char* where, const char* what) {
+  const sfsistat r = internal_error(c ? &c->session : nullptr, where, what);
+  if (!c || !(c->steps & no_reply_flag(stage))) return r;
+  if (stage == Stage::Mail && r == SMFIS_TEMPFAIL)
+    c->sender_refusal = Verdict::tempfail(
+        SmtpReply::fixed(451, "4.3.0", "temporary failure in the mail filter; try again later"),
+        "internal", "error");
+  return SMFIS_NOREPLY;
+}
+
 sfsistat reply(SMFICTX* ctx, const Verdict& v) {
   switch (v.action) {
     case Action::Continue:
@@ -210,8 +226,12 @@ sfsistat run_stage(SMFICTX* ctx, Stage stage, const char* where, Fill&& fill) {
     if (!c) return SMFIS_CONTINUE;
     fill(*s);
     const bool no_reply = (c->steps & no_reply_flag(stage)) != 0;
+    // MAIL without a reply still runs its checks when some check needs MAIL; what they
+    // refuse is answered at RCPT.
+    const bool deferred = no_reply && stage == Stage::Mail;
     // Header is the stage where headers are collected; checks judge them at end of headers.
-    if (no_reply || stage == Stage::Header) return no_reply ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    if ((no_reply && !deferred) || stage == Stage::Header)
+      return no_reply ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     CheckContext cc{*s->policy->config};
     cc.routes = s->policy->routes.get();
     // Kept alive for the call, so a reload that rebuilds the store cannot pull it away.
@@ -229,12 +249,16 @@ sfsistat run_stage(SMFICTX* ctx, Stage stage, const char* where, Fill&& fill) {
     }
     cc.auto_enforces = s->tx.auto_warm;
     std::optional<Verdict> v = s->policy->pipeline.run(stage, *s, cc);
+    if (deferred) {
+      c->sender_refusal = std::move(v);
+      return SMFIS_NOREPLY;
+    }
     if (!v) return SMFIS_CONTINUE;
     return reply(ctx, *v);
   } catch (const std::exception& e) {
-    return internal_error(s, where, e.what());
+    return stage_failed(c, stage, where, e.what());
   } catch (...) {
-    return internal_error(s, where, "unknown exception");
+    return stage_failed(c, stage, where, "unknown exception");
   }
 }
 
@@ -259,9 +283,12 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
                             need.has(Stage::Body) || need.has(Stage::Eom);
     if (!need.has(Stage::Helo)) steps |= SMFIP_NOHELO | SMFIP_NR_HELO;
     if (!need.has(Stage::Mail) && !after_mail) steps |= SMFIP_NOMAIL;
-    if (!need.has(Stage::Mail)) steps |= SMFIP_NR_MAIL;
+    // MAIL is never answered on its own: a sender refused there is refused at each RCPT.
+    steps |= SMFIP_NR_MAIL;
     if (need.has(Stage::Header)) steps |= SMFIP_NR_HDR;  // collected, judged at end of headers
-    if (!need.has(Stage::Rcpt)) steps |= content ? SMFIP_NR_RCPT : SMFIP_NORCPT | SMFIP_NR_RCPT;
+    // RCPT answers for the sender checks too (MAIL has no reply of its own).
+    if (!need.has(Stage::Rcpt) && !need.has(Stage::Mail))
+      steps |= content ? SMFIP_NR_RCPT : SMFIP_NORCPT | SMFIP_NR_RCPT;
     // DATA is where mail that needs no content check is accepted (see on_data).
     if (!need.has(Stage::Data) && !content) steps |= SMFIP_NODATA | SMFIP_NR_DATA;
     if (!need.has(Stage::Header)) steps |= content ? SMFIP_NR_HDR : SMFIP_NOHDRS | SMFIP_NR_HDR;
@@ -349,6 +376,7 @@ void note_ledger_warmth(Session& s) {
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
   Connection* c = connection_of(ctx);
   begin_transaction(c);
+  if (c) c->sender_refusal.reset();
   sfsistat r = run_stage(ctx, Stage::Mail, "mail", [&](Session& s) {
     s.new_transaction();
     s.messages++;
@@ -381,6 +409,11 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
     if (ss.tx.queue_id.empty()) ss.tx.queue_id = macro(ctx, "i");
   });
   if (refused) return r;  // not a recipient of the message: the MTA refused it
+  if (c && c->sender_refusal && r == SMFIS_CONTINUE && !(c->steps & SMFIP_NR_RCPT)) {
+    // The sender was refused at MAIL (without a reply): every recipient is refused for it.
+    // The decision was logged and counted at MAIL.
+    return reply(ctx, *c->sender_refusal);
+  }
   if (s && (r == SMFIS_CONTINUE || r == SMFIS_NOREPLY)) {
     try {
       s->tx.recipients.push_back(s->tx.rcpt);
@@ -525,6 +558,7 @@ sfsistat on_eom(SMFICTX* ctx) {
 sfsistat on_abort(SMFICTX* ctx) {
   if (Connection* c = connection_of(ctx)) {
     c->session.new_transaction();
+    c->sender_refusal.reset();
     end_transaction(c);
   }
   return SMFIS_CONTINUE;

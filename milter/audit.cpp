@@ -13,14 +13,17 @@ namespace mxguard::milter {
 namespace {
 
 constexpr std::string_view kUsage =
-    "usage: mxguard audit [--dns-server ADDR[:PORT]] [--self ADDR] [-c FILE] DOMAIN...\n";
+    "usage: mxguard audit [-c FILE] [--dns-server ADDR[:PORT]] [--self ADDR] DOMAIN...\n"
+    "Explains each domain's mail route as mxguard sees it, and what to publish for a domain\n"
+    "that takes no mail. Without -c, the options of /etc/mxguard/mxguard.conf apply when it\n"
+    "exists (-c /dev/null: none); -c FILE may come before or after the word audit.\n";
 
 }  // namespace
 
-int run_audit(const std::vector<std::string>& args) {
-  CommandLine cl{args};
+int run_audit(const CommandLine& command_line) {
+  CommandLine cl = command_line;
   // The route classes need the bogus-networks table even when the config turns bogus-mx off.
-  const bool has_bogus = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+  const bool has_bogus = std::any_of(cl.args.begin(), cl.args.end(), [](const std::string& a) {
     return a.rfind("--bogus-networks", 0) == 0;
   });
   if (!has_bogus) cl.args.push_back("--check.bogus-mx=on");
@@ -35,6 +38,7 @@ int run_audit(const std::vector<std::string>& args) {
     fmt::print(stderr, "mxguard: {}\n", cfg.error().to_string());
     return EX_CONFIG;
   }
+  if (!inv.operands.empty()) inv.operands.erase(inv.operands.begin());  // "audit"
   if (inv.operands.empty()) {
     fmt::print(stderr, "{}", kUsage);
     return EX_USAGE;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <libmilter/mfapi.h>
 #include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
@@ -126,7 +127,7 @@ std::optional<Identity> lookup_identity(const std::string& user_group, std::stri
     *error = fmt::format("user '{}': no such user", user);
     return std::nullopt;
   }
-  Identity id{pw->pw_uid, pw->pw_gid, user};
+  Identity id{pw->pw_uid, pw->pw_gid, user, group};
   if (!group.empty()) {
     const struct group* gr = getgrnam(group.c_str());
     if (!gr) {
@@ -134,8 +135,127 @@ std::optional<Identity> lookup_identity(const std::string& user_group, std::stri
       return std::nullopt;
     }
     id.gid = gr->gr_gid;
+  } else if (const struct group* gr = getgrgid(id.gid)) {
+    id.group = gr->gr_name;
+  } else {
+    id.group = std::to_string(id.gid);
   }
   return id;
+}
+
+Identity socket_owner(const std::optional<Identity>& user) {
+  if (user) return *user;
+  Identity self{geteuid(), getegid(), std::to_string(geteuid()), std::to_string(getegid())};
+  if (const passwd* pw = getpwuid(self.uid)) self.name = pw->pw_name;
+  if (const struct group* gr = getgrgid(self.gid)) self.group = gr->gr_name;
+  return self;
+}
+
+unsigned socket_dir_mode(unsigned socket_mode) {
+  unsigned dir = 0700;
+  if (socket_mode & 0070) dir |= 0050;
+  if (socket_mode & 0007) dir |= 0005;
+  return dir;
+}
+
+std::string octal(unsigned mode) {
+  return fmt::format("{:04o}", mode);
+}
+
+std::string socket_dir(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
+namespace {
+
+// chown() only where it changes something: a daemon not started as root may still own its
+// socket (no -u, or -u itself).
+bool give(const std::string& path, const Identity& owner, std::string* error) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) {
+    *error = fmt::format("{}: {}", path, std::strerror(errno));
+    return false;
+  }
+  if (st.st_uid == owner.uid && st.st_gid == owner.gid) return true;
+  if (lchown(path.c_str(), owner.uid, owner.gid) != 0) {
+    *error = fmt::format("cannot give {} to {}:{}: {}", path, owner.name, owner.group,
+                         std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+}  // namespace
+
+bool make_socket_dir(const std::string& socket_path, unsigned socket_mode, const Identity& owner,
+                     bool* created, std::string* error) {
+  *created = false;
+  const std::string dir = socket_dir(socket_path);
+  struct stat st;
+  if (stat(dir.c_str(), &st) == 0) return true;  // the admin's own: left as it is
+  if (errno != ENOENT) {
+    *error = fmt::format("{}: {}", dir, std::strerror(errno));
+    return false;
+  }
+  // 0700 until it has its owner, whatever the umask.
+  if (mkdir(dir.c_str(), 0700) != 0) {
+    *error = fmt::format("cannot make the socket's directory {}: {}", dir, std::strerror(errno));
+    return false;
+  }
+  *created = true;
+  if (!give(dir, owner, error)) return false;
+  if (chmod(dir.c_str(), socket_dir_mode(socket_mode)) != 0) {
+    *error = fmt::format("{}: {}", dir, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+bool open_socket(const SocketSpec& socket) {
+  const mode_t old = umask(0177);
+  const bool ok = smfi_setconn(const_cast<char*>(socket.libmilter.c_str())) == MI_SUCCESS &&
+                  smfi_opensocket(false) == MI_SUCCESS;
+  umask(old);
+  return ok;
+}
+
+bool secure_socket(const std::string& path, unsigned mode, const Identity& owner,
+                   std::string* error) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    *error = fmt::format("{}: not the socket just made", path);
+    return false;
+  }
+  if (!give(path, owner, error)) return false;
+  if (chmod(path.c_str(), mode) != 0) {
+    *error = fmt::format("cannot set the mode of {}: {}", path, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+std::string socket_reach_problem(const std::string& socket_path, unsigned socket_mode,
+                                 const Identity& owner) {
+  if (!(socket_mode & 0020)) return {};
+  std::string dir = socket_dir(socket_path);
+  for (;;) {
+    struct stat st;
+    if (stat(dir.c_str(), &st) == 0) {
+      const bool searchable =
+          (st.st_mode & S_IXOTH) || (st.st_gid == owner.gid && (st.st_mode & S_IXGRP));
+      if (!searchable) {
+        const passwd* pw = getpwuid(st.st_uid);
+        const struct group* gr = getgrgid(st.st_gid);
+        return fmt::format(
+            "group {} cannot search {} ({} {}:{}), so its members cannot reach the socket",
+            owner.group, dir, octal(st.st_mode & 07777),
+            pw ? pw->pw_name : std::to_string(st.st_uid),
+            gr ? gr->gr_name : std::to_string(st.st_gid));
+      }
+    }
+    if (dir == "/") return {};
+    dir = socket_dir(dir);
+  }
 }
 
 bool drop_privileges(const Identity& id, std::string* error) {
@@ -144,7 +264,13 @@ bool drop_privileges(const Identity& id, std::string* error) {
     *error = "not running as root: cannot change user";
     return false;
   }
-  if (initgroups(id.name.c_str(), id.gid) != 0 || setgid(id.gid) != 0 || setuid(id.uid) != 0) {
+  // The supplementary groups are the user's own group and those that list the user; the gid
+  // becomes id.gid. initgroups() with id.gid instead would lose the user's own group when
+  // id.gid is another one: as mxguard:postfix, group mxguard, which nothing lists as a member
+  // and which alone may read /etc/mxguard (root:mxguard 0750), so no reload could read it.
+  const passwd* pw = getpwnam(id.name.c_str());
+  const gid_t own_group = pw ? pw->pw_gid : id.gid;
+  if (initgroups(id.name.c_str(), own_group) != 0 || setgid(id.gid) != 0 || setuid(id.uid) != 0) {
     *error = fmt::format("cannot become {}: {}", id.name, std::strerror(errno));
     return false;
   }

@@ -1,5 +1,6 @@
-// Daemon life: the milter socket (stale-socket removal), privileges, pidfile, detaching, and
-// signals (SIGUSR1 reload, SIGUSR2 stats, SIGTERM/SIGHUP/SIGINT stop; see below).
+// Daemon life: the milter socket (stale-socket removal, its directory, owner and mode),
+// privileges, pidfile, detaching, and signals (SIGUSR1 reload, SIGUSR2 stats,
+// SIGTERM/SIGHUP/SIGINT stop; see below).
 // Threading: called from main() before smfi_main(), except SignalDispatcher's sigwait thread.
 #pragma once
 
@@ -31,9 +32,34 @@ struct Identity {
   uid_t uid = 0;
   gid_t gid = 0;
   std::string name;
+  std::string group;  // the name of gid
 };
 std::optional<Identity> lookup_identity(const std::string& user_group, std::string* error);
 bool drop_privileges(const Identity& id, std::string* error);
+
+// Who owns a unix socket: the user and group of -u, else the process's own.
+Identity socket_owner(const std::optional<Identity>& user);
+
+// Unix socket permissions, whatever the umask of whoever starts mxguard (an MTA that cannot
+// write to the socket cannot connect, and every message would be deferred). libmilter binds
+// the socket under the umask: open_socket() sets one that lets only the owner in, so nobody
+// connects in the moment before secure_socket() gives the socket to its owner and sets its
+// mode. A missing directory for the socket (its last component only) is made by
+// make_socket_dir(), owned the same way, searchable by whoever the mode lets in (0660: 0750).
+unsigned socket_dir_mode(unsigned socket_mode);
+std::string socket_dir(const std::string& socket_path);
+std::string octal(unsigned mode);  // "0660"
+// `created`: whether the directory was made now. False + error when it cannot be.
+bool make_socket_dir(const std::string& socket_path, unsigned socket_mode, const Identity& owner,
+                     bool* created, std::string* error);
+// smfi_opensocket() under umask 0177.
+bool open_socket(const SocketSpec& socket);
+bool secure_socket(const std::string& path, unsigned mode, const Identity& owner,
+                   std::string* error);
+// For -n and the start-up log: a directory on the way to the socket that the members of its
+// group cannot search, when the mode gives the group access (empty: none).
+std::string socket_reach_problem(const std::string& socket_path, unsigned socket_mode,
+                                 const Identity& owner);
 
 bool write_pidfile(const std::string& path, std::string* error);
 

@@ -40,6 +40,8 @@ using namespace mxguard;
 
 namespace {
 
+constexpr const char* kDefaultConfig = "/etc/mxguard/mxguard.conf";
+
 // What check.backscatter does now, and for auto how long until it enforces (issue 14).
 void print_backscatter_mode(const Config& cfg) {
   const CheckMode mode = cfg.mode(CheckId::Backscatter);
@@ -75,9 +77,35 @@ void print_backscatter_mode(const Config& cfg) {
   ledger->shutdown();
 }
 
-void print_check_config(const Config& cfg, const Policy& policy) {
+// The mode and owner the socket will get, and a directory mxguard would make for it.
+void print_socket(const Config& cfg, const milter::SocketSpec& socket,
+                  const std::optional<milter::Identity>& identity) {
+  if (socket.kind != milter::SocketSpec::Kind::Local) {
+    fmt::print("  socket permissions: none (TCP: any local user can connect)\n");
+    return;
+  }
+  const milter::Identity owner = milter::socket_owner(identity);
+  fmt::print("  socket permissions: {} {}:{}\n", milter::octal(cfg.socket_mode), owner.name,
+             owner.group);
+  const std::string dir = milter::socket_dir(socket.path);
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0)
+    fmt::print("  socket directory: {} (made at start: {} {}:{})\n", dir,
+               milter::octal(milter::socket_dir_mode(cfg.socket_mode)), owner.name, owner.group);
+  if (auto problem = milter::socket_reach_problem(socket.path, cfg.socket_mode, owner);
+      !problem.empty())
+    fmt::print("  warning: {}\n", problem);
+}
+
+void print_check_config(const Config& cfg, const Policy& policy, const milter::SocketSpec& socket,
+                        const std::optional<milter::Identity>& identity) {
   fmt::print("mxguard {}: configuration OK\n", MXGUARD_VERSION);
+  fmt::print("  config: {}\n",
+             cfg.config_file.empty() ? "none (built-in defaults)" : cfg.config_file);
   fmt::print("  socket: {}\n", cfg.socket);
+  print_socket(cfg, socket, identity);
+  for (const auto& w : cfg.warnings)
+    fmt::print("  warning: {}\n", w);
   fmt::print("  report-only: {}\n", cfg.report_only ? "yes" : "no");
   fmt::print("  state: {}\n", state::describe_state(cfg.state));
   for (const auto& [name, mode] : policy.pipeline.describe())
@@ -121,6 +149,8 @@ void reload(const CommandLine& cl, state::StateRuntime& state_runtime) {
     return;
   }
   set_log_level((*cfg)->log_level);
+  for (const auto& w : (*cfg)->warnings)
+    log(LogLevel::Warning, "{}", w);
   milter::policy_holder().set(build_policy(*cfg));
   state_runtime.reload((*cfg)->state);
   install_provider_hook(state_runtime);
@@ -192,9 +222,21 @@ void release_parent() {
 int main(int argc, char** argv) {
   // Before any thread exists, so that every thread inherits the mask (see daemon.h).
   milter::block_signals();
-  // "mxguard audit DOMAIN...": explain mail routes and exit (see audit.h).
-  if (argc > 1 && std::string_view(argv[1]) == "audit") {
-    const int status = milter::run_audit(std::vector<std::string>(argv + 2, argv + argc));
+  CommandLine cl;
+  for (int i = 1; i < argc; ++i)
+    cl.args.emplace_back(argv[i]);
+  // Without -c, the daemon, -n, -t and audit all read the same file, so that -n checks what
+  // the daemon would run. MXGUARD_CONFIG names another one (empty: none), for tests.
+  const char* default_config = std::getenv("MXGUARD_CONFIG");
+  cl.default_config = default_config ? default_config : kDefaultConfig;
+  auto operands = command_line_operands(cl);
+  if (!operands) {
+    fmt::print(stderr, "mxguard: {}\n", operands.error().to_string());
+    return EX_CONFIG;
+  }
+  // "mxguard [OPTIONS] audit [OPTIONS] DOMAIN...": explain mail routes and exit (see audit.h).
+  if (!operands->empty() && operands->front() == "audit") {
+    const int status = milter::run_audit(cl);
     // A lookup given up at the deadline may wait for its own timeouts yet: rather than make the
     // command wait for it too, or tear down ldns and OpenSSL under it, end without exit handlers.
     if (!dns::join_lookup_threads(std::chrono::milliseconds(0))) {
@@ -203,9 +245,6 @@ int main(int argc, char** argv) {
     }
     return status;
   }
-  CommandLine cl;
-  for (int i = 1; i < argc; ++i)
-    cl.args.emplace_back(argv[i]);
   Invocation inv;
   auto loaded = load_config(cl, &inv);
   if (!loaded) {
@@ -240,7 +279,7 @@ int main(int argc, char** argv) {
   }
   auto policy = build_policy(cfg);
   if (inv.check_config) {
-    print_check_config(*cfg, *policy);
+    print_check_config(*cfg, *policy, *socket, identity);
     return EX_OK;
   }
   if (!inv.test_files.empty()) {
@@ -264,6 +303,8 @@ int main(int argc, char** argv) {
   static StandardSink sink(cfg->foreground && !(cfg->syslog && milter::stderr_is_journal()),
                            cfg->syslog);
   set_log_sink(&sink);
+  for (const auto& w : cfg->warnings)
+    log(LogLevel::Warning, "{}", w);
   milter::policy_holder().set(policy);
   if (auto fds = milter::raise_fd_limit(); fds.error != 0)
     log(LogLevel::Warning, "cannot raise the open files limit from {}: {}", fds.before,
@@ -275,20 +316,35 @@ int main(int argc, char** argv) {
     log(LogLevel::Error, "smfi_register failed");
     return EX_SOFTWARE;
   }
-  if (socket->kind == milter::SocketSpec::Kind::Local &&
-      !milter::remove_stale_socket(socket->path, &error)) {
+  const bool local = socket->kind == milter::SocketSpec::Kind::Local;
+  const milter::Identity owner = milter::socket_owner(identity);
+  if (local) {
+    bool created = false;
+    if (!milter::make_socket_dir(socket->path, cfg->socket_mode, owner, &created, &error)) {
+      log(LogLevel::Error, "{}", error);
+      return EX_OSERR;
+    }
+    if (created)
+      log(LogLevel::Info, "made the socket's directory {} ({} {}:{})",
+          milter::socket_dir(socket->path),
+          milter::octal(milter::socket_dir_mode(cfg->socket_mode)), owner.name, owner.group);
+  }
+  if (local && !milter::remove_stale_socket(socket->path, &error)) {
     log(LogLevel::Error, "{}", error);
     return EX_UNAVAILABLE;
   }
-  if (smfi_setconn(socket->libmilter.data()) != MI_SUCCESS ||
-      smfi_opensocket(false) != MI_SUCCESS) {
+  if (!milter::open_socket(*socket)) {
     log(LogLevel::Error, "cannot listen on {} (in use, or no permission?)", cfg->socket);
     return EX_UNAVAILABLE;
   }
-  if (socket->kind == milter::SocketSpec::Kind::Local && identity &&
-      chown(socket->path.c_str(), identity->uid, identity->gid) != 0) {
-    log(LogLevel::Error, "cannot give {} to {}", socket->path, identity->name);
+  if (local && !milter::secure_socket(socket->path, cfg->socket_mode, owner, &error)) {
+    log(LogLevel::Error, "{}", error);
     return EX_OSERR;
+  }
+  if (local) {
+    if (auto problem = milter::socket_reach_problem(socket->path, cfg->socket_mode, owner);
+        !problem.empty())
+      log(LogLevel::Warning, "{}", problem);
   }
   // The metrics port is bound before detaching, so that "in use" reaches the starting shell.
   static milter::MetricsExporter exporter;
@@ -321,7 +377,11 @@ int main(int argc, char** argv) {
     log(LogLevel::Error, "{}", error);
     return EX_CONFIG;
   }
-  log(LogLevel::Notice, "mxguard {} listening on {}", MXGUARD_VERSION, cfg->socket);
+  if (local)
+    log(LogLevel::Notice, "mxguard {} listening on {} ({} {}:{})", MXGUARD_VERSION, cfg->socket,
+        milter::octal(cfg->socket_mode), owner.name, owner.group);
+  else
+    log(LogLevel::Notice, "mxguard {} listening on {}", MXGUARD_VERSION, cfg->socket);
   milter::SignalDispatcher signals([&cl, &state_runtime] { reload(cl, state_runtime); }, log_stats);
   milter::notify_ready();  // the socket is open and privileges are dropped
   release_parent();

@@ -73,10 +73,21 @@ std::optional<Verdict> to_verdict(const tables::AccessAction& a, const Subject& 
                                      a.text.empty() ? "Access denied" : a.text);
       auto reply = SmtpReply::make(code, enhanced, text);
       if (!reply) {
-        // Only a $n substitution can get here: load-time validation saw every fixed result.
-        log(LogLevel::Warning, "{}: {}: result '{}' gives a bad reply ({}); ignored", s.log_id(),
+        // The subject (a recipient with a CR in it) or a $n substitution cannot be quoted in a
+        // reply. The table still refuses: with its code and a fixed text, never an accept.
+        log(LogLevel::Warning,
+            "{}: {}: result '{}' gives a bad reply ({}); refused with a fixed text", s.log_id(),
             t.spec(), a.word, reply.error());
-        return std::nullopt;
+        // The table's own text without the subject first; then Postfix's default text.
+        reply = SmtpReply::make(
+            code, enhanced,
+            fmt::format("{} rejected: {}", subj.label, a.text.empty() ? "Access denied" : a.text));
+        if (!reply)
+          reply = SmtpReply::make(code, enhanced,
+                                  fmt::format("{} rejected: Access denied", subj.label));
+        if (!reply)
+          reply = code >= 500 ? SmtpReply::fixed(554, "5.7.1", "Access denied")
+                              : SmtpReply::fixed(450, "4.7.1", "Access denied");
       }
       return code >= 500 ? Verdict::reject(std::move(reply).value(), "access", "table")
                          : Verdict::tempfail(std::move(reply).value(), "access", "table");

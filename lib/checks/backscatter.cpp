@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "mxguard/batv/keys.h"
 #include "mxguard/batv/tag.h"
 #include "mxguard/log.h"
@@ -226,6 +228,12 @@ std::string try_ledger(const Proof& p, const Transaction& tx, BackscatterFinding
   return *found ? "ledger" : std::string();
 }
 
+// An automatic reply or a read receipt from someone our user wrote to answers our mail.
+std::vector<std::string> answering_parties(const Transaction& tx, MessageClass cls) {
+  if (cls != MessageClass::Autoreply && cls != MessageClass::Mdn) return {};
+  return message::answering_parties(*tx.reader, tx.sender.raw);
+}
+
 Verdict ledger_unavailable() {
   // The bounce is retried later; never a 5xx for our own outage.
   return Verdict::tempfail(
@@ -263,7 +271,8 @@ bool judge_headers(const Session& session, const BackscatterSettings& cfg, const
   }
   f.proof = envelope_proof(cfg, tx);
   if (f.proof.empty())
-    f.proof = try_ledger(p, tx, f, {}, message::referenced_message_ids(*tx.reader));
+    f.proof = try_ledger(p, tx, f, answering_parties(tx, a.cls),
+                         message::referenced_message_ids(*tx.reader));
   if (!f.proof.empty() || (a.headers_suffice && !real_sender)) return true;
   // Nothing in the body can prove anything: decide now and spare the body transfer.
   if (a.class_final && message::is_backscatter_class(a.cls) && !p.ledger &&
@@ -315,7 +324,11 @@ BackscatterFinding judge_backscatter(Stage stage, const Session& session,
   if (f.cls == MessageClass::Mdn && !cfg.proof.check_mdn) return f;
   f.proof = envelope_proof(cfg, tx);
   if (!f.proof.empty()) return f;
-  const message::ReportedFields reported = message::reported_fields(*tx.reader, f.classification);
+  message::ReportedFields reported = message::reported_fields(*tx.reader, f.classification);
+  for (std::string& who : answering_parties(tx, f.cls))
+    if (std::find(reported.recipients.begin(), reported.recipients.end(), who) ==
+        reported.recipients.end())
+      reported.recipients.push_back(std::move(who));
   f.proof = try_ledger(p, tx, f, reported.recipients, reported.message_ids);
   if (!f.proof.empty()) return f;
   std::string missing;

@@ -33,7 +33,10 @@ std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
         fmt::format("<{}>: Recipient address rejected: its BATV tag {}; we did not send the "
                     "message this answers",
                     tx.rcpt.raw, why));
-    if (!reply) return std::nullopt;
+    // A recipient that cannot be quoted (a control character) is refused all the same.
+    if (!reply)
+      reply =
+          SmtpReply::fixed(550, "5.7.1", "Recipient address rejected: its BATV tag is not valid");
     return Verdict::reject(std::move(reply).value(), "batv", tag.reason);
   }
 
@@ -48,7 +51,8 @@ std::optional<Verdict> BatvCheck::evaluate(Stage stage, const Session& session,
           fmt::format("<{}>: bounces to this domain must carry our BATV tag; we did not send "
                       "the message this answers",
                       rcpt.raw));
-      if (!reply) return std::nullopt;
+      if (!reply)
+        reply = SmtpReply::fixed(550, "5.7.1", "bounces to this domain must carry our BATV tag");
       return Verdict::reject(std::move(reply).value(), "batv", "enforce-untagged");
     }
   }

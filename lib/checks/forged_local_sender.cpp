@@ -14,7 +14,11 @@ std::optional<Verdict> ForgedLocalSenderCheck::evaluate(Stage, const Session& se
       fmt::format("<{}>: Sender address rejected: mail from this domain must come through "
                   "its own servers",
                   sender.raw));
-  if (!reply) return std::nullopt;  // an address with control characters: not ours to judge
+  // An address that cannot be quoted (a control character) is refused all the same.
+  if (!reply)
+    reply = SmtpReply::fixed(550, "5.7.1",
+                             "Sender address rejected: mail from this domain must come through "
+                             "its own servers");
   return Verdict::reject(std::move(reply).value(), "forged-local-sender", "local-domain");
 }
 

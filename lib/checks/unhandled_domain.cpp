@@ -56,15 +56,20 @@ std::optional<Verdict> UnhandledDomainCheck::evaluate(Stage, const Session& sess
   const bool null_mx = route && route->kind == dns::RouteKind::NullMx;
 
   // Strikes: never for our own clients, and only when DNS could not have sent the client here.
+  // (Loopback clients are never struck either: Bans::record_strike says so itself.)
   const bool ours = session.authenticated() || session.trusted_network;
-  if (!ours && session.client_addr && ctx.bans && route &&
+  if (session.client_addr && ctx.bans && route &&
       !dns_could_have_sent_it_here(*route, session, site_)) {
-    auto r = ctx.bans->record_strike(*session.client_addr, "unhandled domain " + domain,
-                                     ctx.clock->now());
-    if (!r) metrics().count_store_error();
-    if (!r)
+    if (ours) {
+      log(LogLevel::Debug, "{}: no strike for {}: {} clients are never banned", session.log_id(),
+          session.client_label(), session.authenticated() ? "authenticated" : "trusted-networks");
+    } else if (auto r = ctx.bans->record_strike(*session.client_addr, "unhandled domain " + domain,
+                                                ctx.clock->now());
+               !r) {
+      metrics().count_store_error();
       log(LogLevel::Warning, "{}: strike for {} not counted: {}", session.log_id(),
           session.client_label(), r.error().message);
+    }
   }
 
   // The MTA refused this recipient itself; we were shown it only to count it.

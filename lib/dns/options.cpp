@@ -80,8 +80,13 @@ options::Problem load_dns_options(const options::Reader& r, bool bogus_needed, D
                  r.number("dns-cache-size", 0, 100'000'000, o.cache_size),
                  r.on_error("on-dns-error", o.on_error)})
     if (e) return e;
-  if (o.cache_min_ttl > o.cache_max_ttl)
-    return ConfigError{"dns-cache-min-ttl", "must not be above dns-cache-max-ttl"};
+  if (o.cache_min_ttl > o.cache_max_ttl) {
+    // The place of whichever of the two was set (the other is its default).
+    const options::RawValue* v = r.last("dns-cache-min-ttl");
+    if (!v) v = r.last("dns-cache-max-ttl");
+    return ConfigError{v ? v->where : "built-in default",
+                       "dns-cache-min-ttl must not be above dns-cache-max-ttl"};
+  }
   return load_bogus_networks(r, bogus_needed, o);
 }
 

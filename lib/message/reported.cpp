@@ -61,6 +61,18 @@ std::vector<std::string> referenced_message_ids(const MessageReader& msg) {
   return ids;
 }
 
+std::vector<std::string> answering_parties(const MessageReader& msg,
+                                           std::string_view envelope_sender) {
+  std::vector<std::string> out;
+  std::string_view sender = trim(envelope_sender);
+  if (sender.size() >= 2 && sender.front() == '<' && sender.back() == '>')
+    sender = sender.substr(1, sender.size() - 2);
+  if (sender.find('@') != std::string_view::npos) add_once(out, ascii_lowercase(sender));
+  std::string from = extract_address(msg.header("From"));
+  if (from.find('@') != std::string::npos) add_once(out, ascii_lowercase(from));
+  return out;
+}
+
 ReportedFields reported_fields(const MessageReader& msg, const Classification& c) {
   ReportedFields f;
   for (const DsnRecipient& r : c.dsn) {

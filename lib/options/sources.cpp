@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -96,6 +97,10 @@ Expected<RawMap, ConfigError> read_command_line(const Catalogue& c,
 }
 
 Expected<RawMap, ConfigError> read_config_file(const Catalogue& c, const std::string& path) {
+  // A directory opens and reads as an empty file: say so rather than run on the defaults.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return unexpected(ConfigError{path, "is a directory, not a config file"});
   std::ifstream in(path);
   if (!in) return unexpected(ConfigError{path, "cannot read the file"});
   const po::options_description desc = describe(c);

@@ -104,6 +104,17 @@ bool Bans::allowed(const net::IpAddress& client) const {
   return s->allow.contains(client) || s->allow.contains(unmapped(client));
 }
 
+std::optional<std::string_view> Bans::never_banned(const net::IpAddress& client) const {
+  const net::IpAddress a = unmapped(client);
+  if (!settings()->ban_loopback) {
+    static const net::Cidr kLoopback4 = *net::Cidr::parse("127.0.0.0/8");
+    static const net::Cidr kLoopback6 = *net::Cidr::parse("::1/128");
+    if (kLoopback4.contains(a) || kLoopback6.contains(a)) return "loopback";
+  }
+  if (allowed(client)) return "allow-networks";
+  return std::nullopt;
+}
+
 std::string Bans::ban_line(const Ban& b) {
   return fmt::format("ban {} for {}s: {} strike{} ({})", b.subject, b.duration.count(), b.strikes,
                      b.strikes == 1 ? "" : "s", b.reason);
@@ -140,7 +151,10 @@ void Bans::forget_and_log(const std::string& subject) {
 StoreResult<std::optional<BanEvent>> Bans::record_strike(const net::IpAddress& client,
                                                          std::string_view reason, TimePoint now) {
   using R = std::optional<BanEvent>;
-  if (allowed(client)) return R();
+  if (auto why = never_banned(client)) {
+    log(LogLevel::Debug, "no strike for {}: {} clients are never banned", client.to_string(), *why);
+    return R();
+  }
   auto s = settings();
   const std::string subject = subject_of(client);
   auto count = store_->incr_with_window("strikes:" + subject, s->window);
@@ -183,7 +197,7 @@ StoreResult<std::optional<BanEvent>> Bans::record_strike(const net::IpAddress& c
 
 StoreResult<std::optional<Ban>> Bans::is_banned(const net::IpAddress& client, TimePoint now) {
   using R = std::optional<Ban>;
-  if (allowed(client)) return R();
+  if (never_banned(client)) return R();
   const std::string subject = subject_of(client);
   auto v = store_->get("ban:" + subject);
   if (!v) return unexpected(v.error());

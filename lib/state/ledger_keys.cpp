@@ -5,8 +5,10 @@
 // (4 bytes, big-endian) and the sender, then the normalised value: the length keeps "ab"+"c"
 // apart from "a"+"bc".
 #include <fcntl.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -69,6 +71,25 @@ void append_length(std::string& out, std::size_t n) {
   const auto v = static_cast<std::uint32_t>(n);
   for (int shift = 24; shift >= 0; shift -= 8)
     out.push_back(static_cast<char>((v >> shift) & 0xFF));
+}
+
+// The secret's keyed HMAC-SHA256 context, or null when OpenSSL cannot make one.
+std::shared_ptr<const EVP_MAC_CTX> keyed_context(std::string_view secret) {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (!mac) return nullptr;
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
+  EVP_MAC_free(mac);  // the context holds its own reference
+  if (!ctx) return nullptr;
+  char digest[] = "SHA256";
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                               OSSL_PARAM_END};
+  if (EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(secret.data()), secret.size(),
+                   params) != 1) {
+    EVP_MAC_CTX_free(ctx);
+    return nullptr;
+  }
+  return std::shared_ptr<const EVP_MAC_CTX>(
+      ctx, [](const EVP_MAC_CTX* c) { EVP_MAC_CTX_free(const_cast<EVP_MAC_CTX*>(c)); });
 }
 
 ConfigError file_error(const std::string& path, std::string message) {
@@ -152,7 +173,7 @@ std::string normalise_message_id(std::string_view message_id) {
   return ascii_lowercase(strip_brackets(message_id));
 }
 
-LedgerKeys::LedgerKeys(std::string_view secret) : secret_(secret) {
+LedgerKeys::LedgerKeys(std::string_view secret) : secret_(secret), keyed_(keyed_context(secret)) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   constexpr std::string_view kWhat = "mxguard ledger key fingerprint";
@@ -211,9 +232,21 @@ LedgerKey LedgerKeys::mac(char tag, std::string_view sender, std::string_view va
   in.append(sender);
   in.append(value);
   unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
-       reinterpret_cast<const unsigned char*>(in.data()), in.size(), mac, &len);
+  bool done = false;
+  if (keyed_) {
+    // A copy per call: the keyed context is shared by every thread and never changed.
+    EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(keyed_.get());
+    std::size_t len = 0;
+    done = ctx &&
+           EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(in.data()), in.size()) == 1 &&
+           EVP_MAC_final(ctx, mac, &len, sizeof mac) == 1 && len >= LedgerKey{}.bytes.size();
+    EVP_MAC_CTX_free(ctx);
+  }
+  if (!done) {
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
+         reinterpret_cast<const unsigned char*>(in.data()), in.size(), mac, &len);
+  }
   LedgerKey k;
   std::memcpy(k.bytes.data(), mac, k.bytes.size());
   return k;

@@ -48,6 +48,8 @@ std::vector<options::Spec> state_option_specs() {
       {"ban-aggregate-v6-prefix", Kind::Value,
        "IPv6 clients share strikes per network of this prefix (64)"},
       {"allow-networks", Kind::List, "clients never banned (CIDR)"},
+      {"ban-loopback", Kind::Value,
+       "strike and ban loopback clients too (yes/no, no; for test set-ups only)"},
       {"provider-suffixes", Kind::List, "host name suffixes of providers never banned (FCrDNS)"},
       {"ledger", Kind::Value,
        "remember the mail our users send, so bounces can prove they answer it (yes/no, yes)"},
@@ -302,8 +304,8 @@ options::Problem load_state_options(const options::Reader& r, StateOptions& o) {
         r.duration("ban-escalation-window", sec, milliseconds(0), year, eg, b.escalation_window),
         r.number("ban-aggregate-v4-prefix", 8, 32, b.v4_prefix),
         r.number("ban-aggregate-v6-prefix", 16, 128, b.v6_prefix),
-        r.networks("allow-networks", b.allow), load_provider_suffixes(r, b),
-        load_ledger(r, o.ledger)})
+        r.networks("allow-networks", b.allow), r.flag("ban-loopback", b.ban_loopback),
+        load_provider_suffixes(r, b), load_ledger(r, o.ledger)})
     if (e) return e;
   return std::nullopt;
 }

@@ -9,6 +9,14 @@
 // ask for a new recipient domain per message. Prints one JSON object: messages, seconds,
 // final reply codes, and transaction latency (connect, or MAIL on a reused connection, to the
 // final reply of the transaction) median/p99 in ms. No pipelining, like a plain MTA client.
+//
+//   smtp_load --port 2525 --sessions 50 --plan FILE
+//
+// With --plan (tests/bench/mix_bench.py writes it), each line of FILE is one session of one
+// transaction, tab-separated: source address to bind, kind (a label for the tally), MAIL FROM,
+// recipients (space-separated), and the path of a message file (CRLF, dot-stuffed, without
+// the final "."). The files are read before the clock starts. The JSON then also tallies the
+// final codes per kind and counts the recipients of accepted messages ("accepted_rcpts").
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -43,7 +51,63 @@ struct Options {
   std::string from = "sender@example.org";
   std::string to = "rcpt@example.org";
   std::string helo = "load.test.example";
+  std::string plan;  // --plan FILE: one session per line (see the top of this file)
 };
+
+// One session of a plan.
+struct Planned {
+  std::string source;
+  std::string kind;
+  std::string from;
+  std::vector<std::string> rcpts;
+  const std::string* message = nullptr;  // into the file cache
+};
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::size_t b = 0;
+  for (;;) {
+    std::size_t e = s.find(sep, b);
+    out.push_back(s.substr(b, e == std::string::npos ? std::string::npos : e - b));
+    if (e == std::string::npos) return out;
+    b = e + 1;
+  }
+}
+
+bool read_file(const std::string& path, std::string& out) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+    out.append(buf, n);
+  std::fclose(f);
+  return true;
+}
+
+// Reads the plan and every message file it names (each once).
+bool load_plan(const std::string& path, std::vector<Planned>& plan,
+               std::map<std::string, std::string>& files) {
+  std::string text;
+  if (!read_file(path, text)) return false;
+  for (const std::string& line : split(text, '\n')) {
+    if (line.empty()) continue;
+    std::vector<std::string> f = split(line, '\t');
+    if (f.size() != 5) return false;
+    Planned p{f[0], f[1], f[2], {}, nullptr};
+    for (const std::string& r : split(f[3], ' '))
+      if (!r.empty()) p.rcpts.push_back(r);
+    auto it = files.find(f[4]);
+    if (it == files.end()) {
+      std::string body;
+      if (!read_file(f[4], body)) return false;
+      it = files.emplace(f[4], body + ".\r\n").first;
+    }
+    p.message = &it->second;
+    plan.push_back(std::move(p));
+  }
+  return true;
+}
 
 std::string expand(const std::string& pattern, long n) {
   std::string out;
@@ -61,9 +125,19 @@ std::string expand(const std::string& pattern, long n) {
 // One client connection with a small line reader.
 class Conn {
  public:
-  explicit Conn(const Options& o) {
+  explicit Conn(const Options& o, const std::string& source = {}) {
     fd_ = socket(o.host.find(':') == std::string::npos ? AF_INET : AF_INET6, SOCK_STREAM, 0);
     if (fd_ < 0) return;
+    if (!source.empty() && o.host.find(':') == std::string::npos) {
+      sockaddr_in b{};
+      b.sin_family = AF_INET;
+      inet_pton(AF_INET, source.c_str(), &b.sin_addr);
+      if (bind(fd_, reinterpret_cast<sockaddr*>(&b), sizeof b) != 0) {
+        close(fd_);
+        fd_ = -1;
+        return;
+      }
+    }
     timeval tv{120, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int one = 1;
@@ -152,6 +226,8 @@ std::string message_text(const Options& o, const std::string& from, const std::s
 
 struct Result {
   std::map<int, long> codes;
+  std::map<std::string, std::map<int, long>> kinds;  // plan mode: final codes per kind
+  long accepted_rcpts = 0;
   std::vector<double> latencies_ms;
 };
 
@@ -165,6 +241,45 @@ int transaction(Conn& c, const Options& o, long n) {
   code = c.command("DATA\r\n");
   if (code != 354) return code;
   return c.send_all(message_text(o, from, to, n)) ? c.reply() : 0;
+}
+
+// A planned transaction: every recipient, DATA when one was accepted. Returns the final code.
+int planned_transaction(Conn& c, const Planned& p, long& accepted) {
+  int code = c.command("MAIL FROM:<" + p.from + ">\r\n");
+  if (code / 100 != 2) return code;
+  long ok = 0;
+  for (const std::string& r : p.rcpts) {
+    code = c.command("RCPT TO:<" + r + ">\r\n");
+    if (code == 0) return 0;
+    if (code / 100 == 2) ++ok;
+  }
+  if (ok == 0) return code;
+  code = c.command("DATA\r\n");
+  if (code != 354) return code;
+  code = c.send_all(*p.message) ? c.reply() : 0;
+  if (code / 100 == 2) accepted = ok;
+  return code;
+}
+
+void plan_worker(const Options& o, const std::vector<Planned>& plan, std::atomic<long>& next,
+                 Result& out) {
+  for (;;) {
+    const long i = next.fetch_add(1);
+    if (i >= static_cast<long>(plan.size())) return;
+    const Planned& p = plan[static_cast<std::size_t>(i)];
+    auto t0 = Clock::now();
+    Conn c(o, p.source);
+    int code = c.ok() ? c.reply() : 0;
+    if (code == 220) code = c.command("EHLO " + o.helo + "\r\n");
+    long accepted = 0;
+    if (code == 250) code = planned_transaction(c, p, accepted);
+    out.latencies_ms.push_back(
+        std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    out.codes[code]++;
+    out.kinds[p.kind][code]++;
+    out.accepted_rcpts += accepted;
+    if (code != 0) c.command("QUIT\r\n");
+  }
 }
 
 void worker(const Options& o, std::atomic<long>& next, Result& out) {
@@ -216,6 +331,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: smtp_load [--host A] --port P [--sessions S] [--messages M] [--size B]\n"
                "                 [--from ADDR] [--to ADDR] [--first N] [--per-connection K]\n"
+               "       smtp_load [--host A] --port P [--sessions S] --plan FILE\n"
                "       ({n} in --from/--to becomes the message number)\n");
   return 64;
 }
@@ -246,18 +362,35 @@ int main(int argc, char** argv) {
       o.first = std::atol(v.c_str());
     else if (a == "--per-connection")
       o.per_connection = std::max(1, std::atoi(v.c_str()));
+    else if (a == "--plan")
+      o.plan = v;
     else
       return usage();
   }
   if (o.port <= 0) return usage();
+
+  std::vector<Planned> plan;
+  std::map<std::string, std::string> files;
+  if (!o.plan.empty()) {
+    if (!load_plan(o.plan, plan, files)) {
+      std::fprintf(stderr, "smtp_load: cannot read the plan %s\n", o.plan.c_str());
+      return 66;
+    }
+    o.messages = static_cast<long>(plan.size());
+  }
 
   std::atomic<long> next{0};
   std::vector<Result> results(static_cast<std::size_t>(o.sessions));
   auto t0 = Clock::now();
   {
     std::vector<std::thread> threads;
-    for (auto& r : results)
-      threads.emplace_back(worker, std::cref(o), std::ref(next), std::ref(r));
+    for (auto& r : results) {
+      if (plan.empty())
+        threads.emplace_back(worker, std::cref(o), std::ref(next), std::ref(r));
+      else
+        threads.emplace_back(plan_worker, std::cref(o), std::cref(plan), std::ref(next),
+                             std::ref(r));
+    }
     for (auto& t : threads)
       t.join();
   }
@@ -268,14 +401,25 @@ int main(int argc, char** argv) {
     for (auto [code, n] : r.codes)
       all.codes[code] += n;
     all.latencies_ms.insert(all.latencies_ms.end(), r.latencies_ms.begin(), r.latencies_ms.end());
+    for (const auto& [kind, codes] : r.kinds)
+      for (auto [code, n] : codes)
+        all.kinds[kind][code] += n;
+    all.accepted_rcpts += r.accepted_rcpts;
   }
   std::string codes;
   for (auto [code, n] : all.codes)
     codes += fmt_code(codes.empty(), code, n);
+  std::string kinds;
+  for (const auto& [kind, per] : all.kinds) {
+    std::string inner;
+    for (auto [code, n] : per)
+      inner += fmt_code(inner.empty(), code, n);
+    kinds += (kinds.empty() ? "\"" : ", \"") + kind + "\": {" + inner + "}";
+  }
   double p50 = percentile(all.latencies_ms, 0.50), p99 = percentile(all.latencies_ms, 0.99);
   std::printf(
       "{\"messages\": %ld, \"seconds\": %.4f, \"codes\": {%s}, \"median_ms\": %.3f, "
-      "\"p99_ms\": %.3f}\n",
-      o.messages, secs, codes.c_str(), p50, p99);
+      "\"p99_ms\": %.3f, \"kinds\": {%s}, \"accepted_rcpts\": %ld}\n",
+      o.messages, secs, codes.c_str(), p50, p99, kinds.c_str(), all.accepted_rcpts);
   return 0;
 }

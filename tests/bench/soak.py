@@ -781,6 +781,8 @@ def mxguard_config(nsd: Nsd, state_dir: Path, redis: RedisServer | None) -> str:
             "ban-strikes = 3\n"
             "ban-window = 10m\n"
             "ban-time = 12h\n"
+            # The soak's clients are loopback addresses playing remote hosts.
+            "ban-loopback = yes\n"
             f"allow-networks = {TRUSTED}/32\n"
             + state +
             f"metrics-file = {state_dir}/mxguard.prom\n"

@@ -72,10 +72,12 @@ def dsn(final_recipient: str, subject: str) -> bytes:
             "--b--\r\n").encode()
 
 
-def autoreply(in_reply_to: str, subject: str) -> bytes:
-    return (f"From: Bob <bob@remote.example>\r\nTo: <{ALICE}>\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{uuid.uuid4().hex}@remote.example>\r\n"
-            f"In-Reply-To: {in_reply_to}\r\nReferences: {in_reply_to}\r\n"
+def autoreply(in_reply_to: str, subject: str, sender: str = "bob@remote.example") -> bytes:
+    """An RFC 3834 autoreply from `sender`; without In-Reply-To/References when in_reply_to
+    is empty (as many vacation responders send them)."""
+    refs = f"In-Reply-To: {in_reply_to}\r\nReferences: {in_reply_to}\r\n" if in_reply_to else ""
+    return (f"From: Away <{sender}>\r\nTo: <{ALICE}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{uuid.uuid4().hex}@remote.example>\r\n{refs}"
             "Auto-Submitted: auto-replied\r\n\r\n"
             "I am away until Monday.\r\n").encode()
 
@@ -140,6 +142,15 @@ def test_real_sender_autoreplies_once_the_ledger_is_warm(postfix, mxguard, sink,
                         sender="bob@remote.example")
     assert foreign.eom is not None and foreign.eom.code == 550, str(foreign.last())
     assert "automatic reply" in foreign.eom.text
+    # No In-Reply-To at all: an autoreply from someone alice wrote to answers her mail; one
+    # from anybody else does not.
+    dave = bounce_in(server, autoreply("", "away, from dave"), sender=DAVE)
+    assert dave.accepted, str(dave.last())
+    sink.wait_find(recipient=ALICE, subject="away, from dave")
+    carol = bounce_in(server, autoreply("", "away, from carol", sender="carol@remote.example"),
+                      sender="carol@remote.example")
+    assert carol.eom is not None and carol.eom.code == 550, str(carol.last())
+    assert not sink.find(subject="away, from carol")
     # Mail that is not an automatic reply is never judged, from any sender.
     plain = send(server, sender="bob@remote.example", recipients=[ALICE], source=OUTSIDE,
                  subject="lunch?")

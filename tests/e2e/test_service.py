@@ -4,11 +4,15 @@ Type=notify unit sees it, without systemd running here.
 The test plays systemd's part: it binds the datagram socket named in $NOTIFY_SOCKET, starts
 mxguard in the foreground, and reads what mxguard tells it: READY=1 once the milter socket
 accepts connections, RELOADING=1 then READY=1 around a SIGUSR1 reload, STOPPING=1 at SIGTERM.
+Also: what the daemon keeps of its groups when it drops to user:group.
 """
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
+import re
 import signal
 import socket
 import subprocess
@@ -18,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from harness.milter import mxguard_binary
-from harness.util import BOGUS_NETWORKS
+from harness.util import BOGUS_NETWORKS, make_instance_dir
 
 CHECKS_OFF = ["--check.null-mx=off", "--check.no-mail-domain=off", "--check.bogus-mx=off",
               "--check.null-mx-sender=off"]
@@ -125,3 +129,46 @@ def test_no_notify_socket_no_trouble(tmp_path):
                           "-p", f"unix:{tmp_path}/x.sock"],
                          env=env, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
+
+
+def test_dropping_to_user_and_group_keeps_the_users_own_group():
+    """-u USER:GROUP as root: uid USER, gid GROUP, and USER's own primary group still among the
+    supplementary groups (issue 15: as mxguard:postfix the daemon lost group mxguard, so a
+    reload could not read /etc/mxguard, root:mxguard 0750)."""
+    if os.geteuid() != 0:
+        pytest.skip("changing user needs root")
+    user = pwd.getpwnam("nobody")
+    other = next((g for g in ("postfix", "daemon", "mail") if _group(g) is not None), None)
+    assert other is not None and _group(other).gr_gid != user.pw_gid
+    directory = make_instance_dir("drop")
+    fake = FakeSystemd(directory)
+    os.chmod(fake.path, 0o666)  # mxguard says READY=1 after it dropped privileges
+    checks = [c for c in CHECKS_OFF if c.split("=")[0].lstrip("-") in help_options()]
+    env = dict(os.environ, NOTIFY_SOCKET=fake.path)
+    proc = subprocess.Popen([str(mxguard_binary()), "-f", "--syslog=no", "-p",
+                             f"unix:{directory}/m.sock", "-u", f"nobody:{other}", *checks],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        fake.messages_until("READY=1")
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
+        gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
+        groups = {int(g) for g in re.search(r"^Groups:(.*)$", status, re.M).group(1).split()}
+        assert set(map(int, uids)) == {user.pw_uid}, uids
+        assert set(map(int, gids)) == {_group(other).gr_gid}, gids
+        assert user.pw_gid in groups, f"primary group {user.pw_gid} of nobody lost: {groups}"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        fake.close()
+
+
+def _group(name: str):
+    try:
+        return grp.getgrnam(name)
+    except KeyError:
+        return None

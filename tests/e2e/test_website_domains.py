@@ -62,6 +62,8 @@ def config(nsd, tmp_path: Path, extra: str = "") -> str:
             "ban-time = 10m\n"
             # 127.0.0.10: the harness's own readiness probes of the trap listener
             f"allow-networks = 127.0.0.9/32, {TRAP}/32\n"
+            # The clients of these tests are loopback addresses playing remote hosts.
+            "ban-loopback = yes\n"
             f"trap-address = {TRAP}\n"
             f"state-file = {tmp_path}/mxguard.state\n"
             "log-level = info\n" + extra)

@@ -251,3 +251,66 @@ TEST_CASE("provider suffixes match at a label boundary", "[state][bans]") {
   CHECK_FALSE(matches_provider_suffix("google.com.evil.net", s));
   CHECK_FALSE(matches_provider_suffix("", s));
 }
+
+TEST_CASE("loopback clients are never struck nor banned, unless ban-loopback", "[state][bans]") {
+  CaptureLog log;
+  set_log_level(LogLevel::Debug);
+  Fixture f;
+  for (int i = 0; i < 10; ++i) {
+    CHECK_FALSE(f.strike("127.0.0.1"));
+    CHECK_FALSE(f.strike("127.3.2.1"));
+    CHECK_FALSE(f.strike("::1"));
+    CHECK_FALSE(f.strike("::ffff:127.0.0.1"));
+  }
+  CHECK_FALSE(f.banned("127.0.0.1"));
+  CHECK(f.bans.never_banned(ip("127.0.0.1")) == std::optional<std::string_view>("loopback"));
+  CHECK(f.bans.never_banned(ip("::1")) == std::optional<std::string_view>("loopback"));
+  CHECK_FALSE(f.bans.never_banned(ip("128.0.0.1")));
+  CHECK_FALSE(f.bans.never_banned(ip("::2")));
+  CHECK(log.matching("no strike for 127.0.0.1: loopback clients are never banned").size() == 10);
+  set_log_level(LogLevel::Info);
+  // A neighbour outside 127.0.0.0/8 is struck as before.
+  (void)f.strike("128.0.0.1");
+  (void)f.strike("128.0.0.1");
+  CHECK(f.strike("128.0.0.1"));
+
+  // A ban recorded while ban-loopback was on is not enforced once it is off again.
+  BanSettings on;
+  on.ban_loopback = true;
+  f.bans.update_settings(on);
+  (void)f.strike("127.0.0.5");
+  (void)f.strike("127.0.0.5");
+  auto ev = f.strike("127.0.0.5");
+  REQUIRE(ev);
+  CHECK(ev->log_line == "ban 127.0.0.5 for 1800s: 3 strikes (unhandled domain product.com)");
+  CHECK(f.banned("127.0.0.5"));
+  f.bans.update_settings(BanSettings{});
+  CHECK_FALSE(f.banned("127.0.0.5"));
+}
+
+TEST_CASE("a client rotating addresses inside one IPv6 /64 is banned by the default settings",
+          "[state][bans]") {
+  CaptureLog log;
+  Fixture f;  // BanSettings{}: ban-aggregate-v6-prefix 64, per address for IPv4
+  CHECK_FALSE(f.strike("2001:db8:5:6::1"));
+  CHECK_FALSE(f.strike("2001:db8:5:6:1234:5678:9abc:def0"));
+  CHECK_FALSE(f.banned("2001:db8:5:6::77"));
+  auto ev = f.strike("2001:db8:5:6:ffff:ffff:ffff:ffff");
+  REQUIRE(ev);
+  CHECK(ev->log_line ==
+        "ban 2001:db8:5:6::/64 for 1800s: 3 strikes (unhandled domain product.com)");
+  CHECK(log.matching("ban 2001:db8:5:6::/64 ").size() == 1);
+  // Every address of the /64 is banned, fresh ones too; the next /64 is not.
+  CHECK(f.banned("2001:db8:5:6::abcd"));
+  CHECK(f.banned("2001:db8:5:6:8000::"));
+  CHECK_FALSE(f.banned("2001:db8:5:7::1"));
+  CHECK_FALSE(f.banned("2001:db8:5:5:ffff:ffff:ffff:ffff"));
+  // Per address (128) the same three addresses earn nothing.
+  BanSettings per_address;
+  per_address.v6_prefix = 128;
+  f.bans.update_settings(per_address);
+  CHECK_FALSE(f.strike("2001:db8:9:9::1"));
+  CHECK_FALSE(f.strike("2001:db8:9:9::2"));
+  CHECK_FALSE(f.strike("2001:db8:9:9::3"));
+  CHECK_FALSE(f.banned("2001:db8:9:9::1"));
+}

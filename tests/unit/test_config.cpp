@@ -148,3 +148,152 @@ TEST_CASE("an unknown check.NAME is a configuration error naming its place", "[c
   CHECK(on_line.error().where == "command line");
   CHECK_THAT(on_line.error().message, Catch::Contains("unknown check 'nul-mx'"));
 }
+
+TEST_CASE("socket-mode takes permissions in octal; a bad one names its place", "[config]") {
+  auto dflt = load({});
+  REQUIRE(dflt);
+  CHECK((*dflt)->socket_mode == 0660);
+  for (const auto& [text, mode] : std::vector<std::pair<std::string, unsigned>>{
+           {"0660", 0660}, {"660", 0660}, {"0600", 0600}, {"0666", 0666}, {"0770", 0770}}) {
+    CAPTURE(text);
+    auto cfg = load({"--socket-mode", text});
+    REQUIRE(cfg);
+    CHECK((*cfg)->socket_mode == mode);
+  }
+  for (const std::string bad : {"rw-rw----", "0968", "04755", "1777", "66", "06600", "", "0x1b6"}) {
+    CAPTURE(bad);
+    auto cfg = load({"--socket-mode=" + bad});
+    REQUIRE_FALSE(cfg);
+    CHECK(cfg.error().where == "command line");
+    CHECK_THAT(cfg.error().message, Catch::Contains("socket-mode"));
+  }
+  auto path = write_file("socket-mode.conf", "# mode\n\nsocket-mode = 0844\n");
+  auto in_file = load({"-c", path});
+  REQUIRE_FALSE(in_file);
+  CHECK(in_file.error().to_string() ==
+        path + ":3: socket-mode: expected permissions in octal, such as 0660, got '0844'");
+}
+
+TEST_CASE("settings that only make sense together name the file and line", "[config]") {
+  auto path = write_file("cross.conf",
+                         "ledger = no\n"
+                         "# enforce at once\n"
+                         "check.backscatter = on\n");
+  auto cfg = load({"-c", path});
+  REQUIRE_FALSE(cfg);
+  CHECK(cfg.error().where == path + ":3");
+  CHECK_THAT(cfg.error().to_string(),
+             Catch::StartsWith(path + ":3: check.backscatter = on: no way to recognise bounces"));
+  auto batv = write_file("cross-batv.conf", "\n\ncheck.batv = on\n");
+  auto b = load({"-c", batv});
+  REQUIRE_FALSE(b);
+  CHECK(b.error().to_string() == batv + ":3: check.batv: needs batv-key-file");
+  auto flag = load({"--ledger=no", "--check.backscatter=on"});
+  REQUIRE_FALSE(flag);
+  CHECK(flag.error().where == "command line");
+  auto ttl = write_file("cross-ttl.conf", "dns-cache-max-ttl = 1m\ndns-cache-min-ttl = 1h\n");
+  auto t = load({"-c", ttl});
+  REQUIRE_FALSE(t);
+  CHECK(t.error().to_string() == ttl + ":2: dns-cache-min-ttl must not be above dns-cache-max-ttl");
+  auto max_only = write_file("cross-ttl-max.conf", "\ndns-cache-max-ttl = 1s\n");
+  auto m = load({"-c", max_only, "--dns-cache-min-ttl=0s"});
+  REQUIRE(m);
+  auto m2 = load({"-c", max_only});  // the default minimum (10s) is above 1s
+  REQUIRE_FALSE(m2);
+  CHECK(m2.error().where == max_only + ":2");
+}
+
+TEST_CASE("metrics-listen off loopback loads with a warning naming its place", "[config]") {
+  for (const std::string quiet :
+       {"127.0.0.1:9100", "127.0.0.53:9100", "[::1]:9100", "::1:9100", "[::ffff:127.0.0.1]:9100"}) {
+    CAPTURE(quiet);
+    auto cfg = load({"--metrics-listen", quiet});
+    REQUIRE(cfg);
+    CHECK((*cfg)->metrics_listen == quiet);
+    CHECK((*cfg)->warnings.empty());
+  }
+  for (const std::string loud : {"0.0.0.0:9100", "[::]:9100", "192.0.2.10:9100",
+                                 "[2001:db8::1]:9100", "[::ffff:192.0.2.1]:9100"}) {
+    CAPTURE(loud);
+    auto cfg = load({"--metrics-listen", loud});
+    REQUIRE(cfg);
+    REQUIRE((*cfg)->warnings.size() == 1);
+    CHECK_THAT((*cfg)->warnings[0],
+               Catch::StartsWith("command line: metrics-listen " + loud + ": not a loopback"));
+  }
+  auto path = write_file("metrics.conf", "# all interfaces\nmetrics-listen = 0.0.0.0:9100\n");
+  auto cfg = load({"-c", path});
+  REQUIRE(cfg);
+  REQUIRE((*cfg)->warnings.size() == 1);
+  CHECK_THAT((*cfg)->warnings[0], Catch::StartsWith(path + ":2: metrics-listen 0.0.0.0:9100"));
+  for (const std::string bad :
+       {"9100", "localhost:9100", "127.0.0.1:", "127.0.0.1:99999", "[::1:9100", "127.0.0.1:91x"}) {
+    CAPTURE(bad);
+    auto b = load({"--metrics-listen", bad});
+    REQUIRE_FALSE(b);
+    CHECK(b.error().where == "command line");
+    CHECK_THAT(b.error().message, Catch::StartsWith("metrics-listen: "));
+  }
+}
+
+TEST_CASE("without -c the default config file is read when it exists", "[config]") {
+  const std::string rules = "--bogus-networks=" + test::source_path("rules/bogus-networks.cidr");
+  auto dflt = write_file("default.conf", "local-domains = default.example\n");
+  auto other = write_file("other.conf", "local-domains = other.example\n");
+  auto from_default = load_config(CommandLine({rules}, dflt));
+  REQUIRE(from_default);
+  CHECK((*from_default)->config_file == dflt);
+  CHECK((*from_default)->site.local_domains == std::vector<std::string>{"default.example"});
+  for (const std::vector<std::string>& given :
+       {std::vector<std::string>{"-c", other}, {"--config", other}, {"--config=" + other}}) {
+    auto args = given;
+    args.push_back(rules);
+    auto named = load_config(CommandLine(args, dflt));
+    REQUIRE(named);
+    CHECK((*named)->config_file == other);
+    CHECK((*named)->site.local_domains == std::vector<std::string>{"other.example"});
+  }
+  auto none = load_config(CommandLine({rules}, "/tmp/mxguard-unit-no-such-file.conf"));
+  REQUIRE(none);
+  CHECK((*none)->config_file.empty());
+  auto empty = load_config(CommandLine({rules, "-c", "/dev/null"}, dflt));
+  REQUIRE(empty);
+  CHECK((*empty)->site.local_domains.empty());
+  // One that is there but cannot be used is an error, not a silent fallback to the defaults.
+  const std::string dir = "/tmp/mxguard-unit-config-dir";
+  std::filesystem::create_directories(dir);
+  auto unusable = load_config(CommandLine({rules}, dir));
+  REQUIRE_FALSE(unusable);
+  CHECK(unusable.error().to_string() ==
+        dir +
+            ": is a directory, not a config file (read by default; -c FILE names another, "
+            "-c /dev/null none)");
+  auto named_dir = load_config(CommandLine({rules, "-c", dir}));
+  REQUIRE_FALSE(named_dir);
+  CHECK(named_dir.error().to_string() == dir + ": is a directory, not a config file");
+  // A default file with an error names itself, as any other.
+  auto bad = write_file("default-bad.conf", "\nlocal-domains = a@b\n");
+  auto broken = load_config(CommandLine({rules}, bad));
+  REQUIRE_FALSE(broken);
+  CHECK(broken.error().where == bad + ":2");
+}
+
+TEST_CASE("the operands of a command line: audit and its domains, -c before or after", "[config]") {
+  using V = std::vector<std::string>;
+  for (const V& args :
+       {V{"-c", "/x.conf", "audit", "a.example"}, V{"audit", "-c", "/x.conf", "a.example"},
+        V{"--config=/x.conf", "audit", "a.example"}, V{"--config", "/x.conf", "audit", "a.example"},
+        V{"audit", "--config", "/x.conf", "a.example"},
+        V{"-n", "audit", "--report-header", "a.example"}}) {
+    CAPTURE(args);
+    auto ops = command_line_operands(CommandLine(args));
+    REQUIRE(ops);
+    CHECK(*ops == V{"audit", "a.example"});
+  }
+  auto none = command_line_operands(CommandLine(V{"-f", "-c", "audit"}));
+  REQUIRE(none);
+  CHECK(none->empty());
+  auto bad = command_line_operands(CommandLine(V{"--no-such-option", "audit"}));
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().where == "command line");
+}

@@ -66,6 +66,19 @@ TEST_CASE("an autoreply refers to what it answers by In-Reply-To and References"
   CHECK(ids == std::vector<std::string>{"<out-1@example.com>", "<thread-0@example.com>"});
 }
 
+TEST_CASE("an autoreply's own sender and From are who answers", "[message][reported]") {
+  auto msg = MessageReader::from_text(
+      "From: \"Dave D.\" <Dave@Remote.Example>\nAuto-Submitted: auto-replied\n"
+      "Subject: Out of office\n\nI am away.\n");
+  CHECK(answering_parties(msg, "<bounces+x@lists.remote.example>") ==
+        std::vector<std::string>{"bounces+x@lists.remote.example", "dave@remote.example"});
+  CHECK(answering_parties(msg, "dave@remote.example") ==
+        std::vector<std::string>{"dave@remote.example"});  // each once
+  CHECK(answering_parties(msg, "") == std::vector<std::string>{"dave@remote.example"});
+  auto no_from = MessageReader::from_text("Subject: x\n\nbody\n");
+  CHECK(answering_parties(no_from, "<>").empty());
+}
+
 TEST_CASE("what a notification reports is bounded", "[message][reported]") {
   std::string text = "From: MAILER-DAEMON@x.example\nSubject: failure notice\n\n";
   for (int i = 0; i < 100; ++i)

@@ -29,6 +29,7 @@ namespace mxguard {
 struct Config {
   // Daemon life.
   std::string socket;
+  unsigned socket_mode = 0660;  // permission bits of a unix socket (socket-mode)
   std::string user;
   std::string pidfile;
   bool foreground = false;
@@ -61,13 +62,24 @@ struct Config {
   // check.NAME = on|off|report, for every check of the registry, by CheckId.
   std::array<CheckMode, kCheckCount> checks{};
 
+  // Settings that are allowed but unwise, each "place: problem" (metrics-listen on a public
+  // address): -n prints them, the daemon logs them at start and at each reload.
+  std::vector<std::string> warnings;
+
   CheckMode mode(CheckId check) const { return checks[index(check)]; }
   bool enabled(CheckId check) const { return mode(check) != CheckMode::Off; }
 };
 
 // The command line, parsed once at start-up; kept so that a reload re-applies it.
 struct CommandLine {
+  CommandLine() = default;
+  explicit CommandLine(std::vector<std::string> a, std::string default_file = {})
+      : args(std::move(a)), default_config(std::move(default_file)) {}
+
   std::vector<std::string> args;  // argv[1..]
+  // The config file read when the command line names none (no -c), if it exists; empty: none.
+  // main() sets it (/etc/mxguard/mxguard.conf); tests and library callers leave it empty.
+  std::string default_config;
 };
 
 // What main() should do besides running the daemon.
@@ -88,6 +100,10 @@ struct Invocation {
 // Parses the command line, reads the config file it names (if any), loads every table.
 Expected<std::shared_ptr<const Config>, ConfigError> load_config(const CommandLine& cl,
                                                                  Invocation* invocation = nullptr);
+
+// The words of the command line that are neither options nor their values, in order
+// ("mxguard -c FILE audit DOMAIN": audit, DOMAIN); a ConfigError for a bad option.
+Expected<std::vector<std::string>, ConfigError> command_line_operands(const CommandLine& cl);
 
 // The names of every option (for the man page test and --help).
 std::vector<std::string> option_names();

@@ -23,6 +23,12 @@ from .milteraddr import MilterAddress
 from .util import (REPO_ROOT, can_connect, make_instance_dir, socket_path, wait_for_line,
                    wait_until)
 
+# Without -c, mxguard reads /etc/mxguard/mxguard.conf when it exists (the package test installs
+# one system-wide); MXGUARD_CONFIG names the file read instead, empty for none. Every mxguard a
+# test runs, with or without -c, thus reads only what the test gives it; a test of the default
+# file sets MXGUARD_CONFIG itself in the child's environment.
+os.environ["MXGUARD_CONFIG"] = ""
+
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
     "ERROR: ThreadSanitizer", "ERROR: MemorySanitizer", "runtime error:",
@@ -97,8 +103,9 @@ class Mxguard:
             self._abort()
             raise MxguardError(f"mxguard did not open {self.socket} within {timeout}s:\n"
                                + self.log_text())
-        if self.socket.kind == "unix":
-            # Postfix's smtpd connects as user postfix; libmilter makes the socket 0755-ish.
+        if self.socket.kind == "unix" and not self.own_ledger_files:
+            # A binary from before socket-mode (benchmarks' --compare-bin): it leaves the
+            # socket as the umask made it, so it is opened here.
             os.chmod(self.socket.path, 0o666)
         return self
 
@@ -134,6 +141,11 @@ class Mxguard:
         for key, name in (("ledger-file", "ledger"), ("ledger-key-file", "ledger.key")):
             if not re.search(rf"^\s*{key}\s*=", text, re.M):
                 extra += f"{key} = {self.dir / name}\n"
+        # Postfix's smtpd connects as user postfix, and mxguard runs without -u here: the
+        # socket must be open to others. Set by mxguard itself when it makes the socket; a
+        # chmod from here could land before mxguard's own and be undone by it.
+        if not re.search(r"^\s*socket-mode\s*=", text, re.M):
+            extra += "socket-mode = 0666\n"
         return ("\n" if text and not text.endswith("\n") else "") + extra
 
     def _read_stderr(self) -> None:

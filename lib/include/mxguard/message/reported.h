@@ -28,6 +28,12 @@ inline constexpr std::size_t kMaxScan = 64 * 1024;
 
 ReportedFields reported_fields(const MessageReader& msg, const Classification& c);
 
+// Who sent an automatic reply or a read receipt: its envelope sender (when not null) and its
+// From address, lower case, each once. A reply from someone our user wrote to answers our
+// mail even when it names no Message-ID (many vacation responders set no In-Reply-To).
+std::vector<std::string> answering_parties(const MessageReader& msg,
+                                           std::string_view envelope_sender);
+
 // Only the In-Reply-To and References of the message itself (what an autoreply or an MDN
 // answers); no body needed.
 std::vector<std::string> referenced_message_ids(const MessageReader& msg);

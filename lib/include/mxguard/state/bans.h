@@ -4,7 +4,11 @@
 // at the first one; `strikes` of them within `window` ban the client for `ban_time`; a client
 // banned again within `escalation_window` after its previous ban ended gets `escalated_time`.
 // Addresses may be aggregated (all of a /24 or /64 share strikes and a ban), because one host
-// often owns a whole IPv6 /64. Allow-listed networks are never banned; the caller may add an
+// often owns a whole IPv6 /64. Loopback clients (127.0.0.0/8, ::1: webmail, local submission,
+// content filters re-injecting) are never struck nor banned unless `ban_loopback` is set (test
+// set-ups that play remote clients from loopback addresses); trusted and authenticated
+// clients get no strike from the checks that call record_strike (they skip it, and say so at
+// debug level). Allow-listed networks are never banned; the caller may add an
 // exemption hook (forward-confirmed reverse DNS of big providers), asked only when a strike
 // would otherwise ban, so DNS is consulted once per would-be ban, not once per strike.
 //
@@ -46,6 +50,8 @@ struct BanSettings {
   int v4_prefix = 32;  // 32: per address
   int v6_prefix = 64;  // 128: per address
   net::CidrSet allow{};
+  // Loopback clients may be struck and banned like any other (ban-loopback; tests only).
+  bool ban_loopback = false;
   // Host name suffixes (".google.com") of providers never banned once their FCrDNS checks out;
   // used by the caller's exemption hook (see matches_provider_suffix).
   std::vector<std::string> provider_suffixes{};
@@ -78,7 +84,7 @@ class Bans {
   StateStore& store() { return *store_; }
 
   // Counts one strike; returns the ban it caused, if it caused one (and logs the ban line).
-  // Allow-listed clients get no strike.
+  // Allow-listed and (unless ban_loopback) loopback clients get no strike.
   StoreResult<std::optional<BanEvent>> record_strike(const net::IpAddress& client,
                                                      std::string_view reason, TimePoint now);
   // The ban in force for this client (its own or its aggregate's), if any.
@@ -94,6 +100,8 @@ class Bans {
   // What strikes and bans are kept under: the address, or its aggregate network.
   std::string subject_of(const net::IpAddress& client) const;
   bool allowed(const net::IpAddress& client) const;
+  // Why this client is never struck nor banned ("loopback", "allow-networks"), or nothing.
+  std::optional<std::string_view> never_banned(const net::IpAddress& client) const;
 
   static std::string ban_line(const Ban& b);
   static std::string unban_line(std::string_view subject);

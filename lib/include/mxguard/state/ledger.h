@@ -32,6 +32,8 @@
 #include "mxguard/expected.h"
 #include "mxguard/state/store.h"
 
+struct evp_mac_ctx_st;  // OpenSSL's EVP_MAC_CTX
+
 namespace mxguard::state {
 
 // 128 bits of HMAC: what the ledger stores for one recipient or Message-ID of one sender.
@@ -73,6 +75,10 @@ class LedgerKeys {
   LedgerKey mac(char tag, std::string_view sender, std::string_view value) const;
   std::string secret_;
   std::uint64_t fingerprint_ = 0;
+  // An HMAC-SHA256 context keyed once with the secret; each key is made on a copy of it, which
+  // spares the digest lookup and the key schedule of a one-shot HMAC (a third of its cost).
+  // Null when OpenSSL could not make one: mac() then falls back to the one-shot HMAC.
+  std::shared_ptr<const ::evp_mac_ctx_st> keyed_;
 };
 
 struct LedgerStats {
