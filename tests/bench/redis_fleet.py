@@ -116,6 +116,7 @@ def failover(args) -> int:
             procs.append(start_sentinel(p, work, ports[0]))
         d = Mxguard(f"dns-server = {nsd.server}\nbogus-networks = {BOGUS_NETWORKS}\n"
                     "unhandled-domains = product.web.test\nban-strikes = 1000000\n"
+                    "ban-loopback = yes\n"  # the senders are loopback addresses
                     "redis-timeout = 200ms\nstate = sentinel\nredis-master-name = mymaster\n"
                     "redis-sentinels = " + ", ".join(f"127.0.0.1:{p}" for p in sentinels)
                     + "\nlog-level = notice\nsyslog = no\n").start()

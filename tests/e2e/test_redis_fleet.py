@@ -67,6 +67,8 @@ def config(nsd, extra: str) -> str:
             f"bogus-networks = {BOGUS_NETWORKS}\n"
             "unhandled-domains = product.web.test\n"
             "ban-strikes = 3\nban-window = 10m\nban-time = 10m\n"
+            # The clients of these tests are loopback addresses playing remote hosts.
+            "ban-loopback = yes\n"
             "redis-timeout = 200ms\n"
             "log-level = info\n" + extra)
 
