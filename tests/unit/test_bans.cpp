@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include <mutex>
 
+#include "capture_log.h"
 #include "mxguard/log.h"
 #include "mxguard/state/bans.h"
 #include "mxguard/state/memory_store.h"
@@ -18,27 +18,7 @@ net::IpAddress ip(const char* s) {
   return *a;
 }
 
-// Captures the log lines of one test; restores stderr logging afterwards.
-class CaptureLog final : public LogSink {
- public:
-  CaptureLog() { set_log_sink(this); }
-  ~CaptureLog() override { set_log_sink(nullptr); }
-  void write(LogLevel, std::string_view line) override {
-    std::lock_guard lock(mu_);
-    lines_.emplace_back(line);
-  }
-  std::vector<std::string> matching(std::string_view prefix) {
-    std::lock_guard lock(mu_);
-    std::vector<std::string> out;
-    for (const auto& l : lines_)
-      if (l.rfind(prefix, 0) == 0) out.push_back(l);
-    return out;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> lines_;
-};
+using test::CaptureLog;
 
 struct Fixture {
   ManualClock clock;

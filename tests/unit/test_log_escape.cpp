@@ -3,8 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
-#include <mutex>
 
+#include "capture_log.h"
 #include "mxguard/config.h"
 #include "mxguard/log.h"
 #include "mxguard/pipeline.h"
@@ -15,18 +15,7 @@ using namespace mxguard;
 
 namespace {
 
-// Captures what reaches the sink; restores stderr logging afterwards.
-class CaptureLog final : public LogSink {
- public:
-  CaptureLog() { set_log_sink(this); }
-  ~CaptureLog() override { set_log_sink(nullptr); }
-  void write(LogLevel, std::string_view line) override {
-    std::lock_guard lock(mu_);
-    lines.emplace_back(line);
-  }
-  std::mutex mu_;
-  std::vector<std::string> lines;
-};
+using test::CaptureLog;
 
 // Reads an escaped line back: "\\", "\n", "\r", "\t", "\xNN"; anything else is kept.
 std::string unescape(std::string_view s) {
@@ -141,11 +130,11 @@ TEST_CASE("log_line escapes before any sink sees the line", "[log]") {
            "NOQUEUE: reject: HELO from x[192.0.2.1]: helo=<a\r\nban "
            "198.51.100.77 for 1800s: 3 strikes (x)>");
   mxguard::log(LogLevel::Notice, "from=<{}>", std::string_view("a\nb\xff", 4));
-  REQUIRE(log.lines.size() == 2);
-  CHECK(log.lines[0] ==
+  REQUIRE(log.lines().size() == 2);
+  CHECK(log.lines()[0] ==
         "NOQUEUE: reject: HELO from x[192.0.2.1]: helo=<a\\r\\nban 198.51.100.77 for 1800s: 3 "
         "strikes (x)>");
-  CHECK(log.lines[1] == "from=<a\\nb\\xff>");
+  CHECK(log.lines()[1] == "from=<a\\nb\\xff>");
 }
 
 TEST_CASE("a decision line with an LF in HELO, sender and recipient stays one line", "[log]") {
@@ -157,11 +146,11 @@ TEST_CASE("a decision line with an LF in HELO, sender and recipient stays one li
   s.tx.rcpt = Address::parse("b\n@example.com");
   Verdict v = Verdict::reject(SmtpReply::fixed(550, "5.7.1", "no"), "access", "table");
   mxguard::log(LogLevel::Notice, "{}", format_decision(s, Stage::Rcpt, v));
-  REQUIRE(log.lines.size() == 1);
-  CHECK(log.lines[0].find('\n') == std::string::npos);
-  CHECK(log.lines[0].find('\r') == std::string::npos);
-  CHECK_THAT(log.lines[0], Catch::Contains("from=<a\\r@example.org> to=<b\\n@example.com> "
-                                           "helo=<x\\nban 198.51.100.77"));
+  REQUIRE(log.lines().size() == 1);
+  CHECK(log.lines()[0].find('\n') == std::string::npos);
+  CHECK(log.lines()[0].find('\r') == std::string::npos);
+  CHECK_THAT(log.lines()[0], Catch::Contains("from=<a\\r@example.org> to=<b\\n@example.com> "
+                                             "helo=<x\\nban 198.51.100.77"));
 }
 
 namespace {
@@ -223,7 +212,7 @@ TEST_CASE("a table REJECT whose reply cannot quote the recipient still refuses",
   CHECK_FALSE(f.rcpt("someone@example.com"));
 
   bool warned = false;
-  for (const auto& l : log.lines) {
+  for (const auto& l : log.lines()) {
     CHECK(l.find('\n') == std::string::npos);
     warned |= l.find("refused with a fixed text") != std::string::npos;
   }
