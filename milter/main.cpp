@@ -58,8 +58,20 @@ void print_backscatter_mode(const Config& cfg) {
         "ledger-lifetime\n");
     return;
   }
-  auto ledger =
-      cfg.state.ledger.enabled ? state::StateRuntime::make_ledger(cfg.state, store, now) : nullptr;
+  // Read only: -n, often run as root beside the running daemon, must neither create the key
+  // file (root's file would lock the daemon's user out of it) nor write the ledger file.
+  struct stat key_st;
+  if (cfg.state.ledger.enabled && ::stat(cfg.state.ledger.key_file.c_str(), &key_st) != 0 &&
+      errno == ENOENT) {
+    fmt::print(
+        "  backscatter: auto, reports only: nothing recorded yet (the ledger key file {} is "
+        "made at the daemon's first start)\n",
+        cfg.state.ledger.key_file);
+    return;
+  }
+  auto ledger = cfg.state.ledger.enabled
+                    ? state::StateRuntime::make_ledger(cfg.state, store, now, false)
+                    : nullptr;
   if (!ledger) {
     fmt::print(
         "  backscatter: auto, reports only: no ledger (ledger = no, or its key file "
@@ -74,7 +86,6 @@ void print_backscatter_mode(const Config& cfg) {
   } else {
     fmt::print("  backscatter: auto, reports only: {}\n", w.why);
   }
-  ledger->shutdown();
 }
 
 // The mode and owner the socket will get, and a directory mxguard would make for it.

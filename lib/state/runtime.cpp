@@ -28,11 +28,11 @@ std::shared_ptr<StateStore> StateRuntime::make_store(const StateOptions& o, cons
 }
 
 std::shared_ptr<Ledger> StateRuntime::make_ledger(const StateOptions& o,
-                                                  std::shared_ptr<StateStore> store,
-                                                  TimePoint now) {
+                                                  std::shared_ptr<StateStore> store, TimePoint now,
+                                                  bool create_key) {
   const LedgerOptions& l = o.ledger;
   if (!l.enabled) return nullptr;
-  auto keys = LedgerKeys::load_or_create(l.key_file);
+  auto keys = create_key ? LedgerKeys::load_or_create(l.key_file) : LedgerKeys::load(l.key_file);
   if (!keys) {
     log(LogLevel::Error, "ledger: {}; running without a ledger (no bounce can prove itself by it)",
         keys.error().to_string());

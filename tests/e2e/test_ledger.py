@@ -182,16 +182,32 @@ def test_the_ledger_survives_a_restart(postfix, mxguard, sink, tmp_path):
     conf_file = tmp_path / "auto.conf"
     conf_file.write_text(conf.replace("check.backscatter = on", "check.backscatter = auto") +
                          f"message-rules = {RULES}\n")
+    saved_mtime = (tmp_path / "ledger").stat().st_mtime_ns
     n = subprocess.run([str(mxguard_binary()), "-n", "-c", str(conf_file)], capture_output=True,
                        text=True, timeout=30)
     assert n.returncode == 0, n.stdout + n.stderr
     assert re.search(r"backscatter: auto, reports only: the ledger has recorded our outgoing "
                      r"mail for \d+s of the 1209600s of ledger-lifetime; \d+s to go", n.stdout), \
         n.stdout
+    # -n only reads: the ledger file the daemon saved is left as it was.
+    assert (tmp_path / "ledger").stat().st_mtime_ns == saved_mtime, "mxguard -n wrote the ledger"
     second = mxguard(conf)
     ok = bounce_in(postfix(milter=second.socket), dsn(DAVE, "after the restart"))
     assert ok.accepted, str(ok.last())
     sink.wait_find(recipient=ALICE, subject="after the restart")
+
+
+def test_check_config_creates_no_key_file(tmp_path):
+    """mxguard -n before the daemon ever ran: it says nothing is recorded yet and creates no
+    key file (run as root, it would make a file the daemon's own user could not read)."""
+    conf_file = tmp_path / "auto.conf"
+    conf_file.write_text(config(tmp_path, mode="auto") + f"message-rules = {RULES}\n")
+    n = subprocess.run([str(mxguard_binary()), "-n", "-c", str(conf_file)], capture_output=True,
+                       text=True, timeout=30)
+    assert n.returncode == 0, n.stdout + n.stderr
+    assert "backscatter: auto, reports only: nothing recorded yet" in n.stdout, n.stdout
+    assert not (tmp_path / "ledger.key").exists()
+    assert not (tmp_path / "ledger").exists()
 
 
 def test_two_mxguards_share_the_ledger_through_redis(postfix, mxguard, sink, tmp_path):

@@ -46,9 +46,11 @@ class StateRuntime {
 
   static std::shared_ptr<StateStore> make_store(const StateOptions& options, const Clock& clock);
   // The ledger for `options`: a MemoryLedger restored from its file with the memory backend, a
-  // StoreLedger in `store` with Redis; null as ledger() says.
+  // StoreLedger in `store` with Redis; null as ledger() says. The daemon creates a missing key
+  // file; `mxguard -n` (create_key = false) only reads what is there.
   static std::shared_ptr<Ledger> make_ledger(const StateOptions& options,
-                                             std::shared_ptr<StateStore> store, TimePoint now);
+                                             std::shared_ptr<StateStore> store, TimePoint now,
+                                             bool create_key = true);
 
  private:
   const Clock& clock_;
