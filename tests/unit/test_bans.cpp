@@ -1,6 +1,5 @@
 #include <catch2/catch.hpp>
 
-
 #include "capture_log.h"
 #include "mxguard/log.h"
 #include "mxguard/state/bans.h"
