@@ -110,12 +110,6 @@ std::optional<unsigned> parse_mode(std::string_view text) {
   return mode;
 }
 
-bool is_loopback(const net::IpAddress& a) {
-  if (a.is_v4()) return a.bytes()[0] == 127;
-  if (auto v4 = a.embedded_v4(); v4 && a.bytes()[10] == 0xff) return v4->bytes()[0] == 127;
-  return a == *net::IpAddress::parse("::1");
-}
-
 // metrics-listen: "address:port" or "[v6]:port"; anything but a loopback address is allowed
 // (refusing would turn an upgrade into a daemon that does not start, so deferred mail) but
 // warned about: the metrics name domains and clients, and nothing guards the port.
@@ -139,7 +133,7 @@ options::Problem load_metrics_listen(const options::Reader& r, Config& cfg) {
   if (port.empty() || *end != '\0' || n < 1 || n > 65535)
     return ConfigError{v->where, fmt::format("metrics-listen: bad port '{}'", port)};
   cfg.metrics_listen = text;
-  if (!is_loopback(*addr))
+  if (!addr->is_loopback())
     cfg.warnings.push_back(fmt::format(
         "{}: metrics-listen {}: not a loopback address, so whoever reaches the port reads "
         "the metrics (domains, checks, clients banned); keep it on 127.0.0.1 or [::1] "

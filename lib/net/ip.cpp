@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstddef>
 
 #include "mxguard/text.h"
@@ -199,6 +200,16 @@ std::string IpAddress::to_string() const {
     out += dotted_quad(bytes_.data() + 12);
   }
   return out;
+}
+
+bool IpAddress::is_loopback() const {
+  if (is_v4()) return bytes_[0] == 127;
+  static const std::array<std::uint8_t, 16> kV6Loopback{0, 0, 0, 0, 0, 0, 0, 0,
+                                                        0, 0, 0, 0, 0, 0, 0, 1};
+  if (bytes_ == kV6Loopback) return true;
+  // IPv4-mapped (::ffff:0:0/96) only: what a dual-stack socket shows for 127.0.0.1.
+  static const std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::equal(kMapped.begin(), kMapped.end(), bytes_.begin()) && bytes_[12] == 127;
 }
 
 std::optional<IpAddress> IpAddress::embedded_v4() const {

@@ -105,12 +105,7 @@ bool Bans::allowed(const net::IpAddress& client) const {
 }
 
 std::optional<std::string_view> Bans::never_banned(const net::IpAddress& client) const {
-  const net::IpAddress a = unmapped(client);
-  if (!settings()->ban_loopback) {
-    static const net::Cidr kLoopback4 = *net::Cidr::parse("127.0.0.0/8");
-    static const net::Cidr kLoopback6 = *net::Cidr::parse("::1/128");
-    if (kLoopback4.contains(a) || kLoopback6.contains(a)) return "loopback";
-  }
+  if (!settings()->ban_loopback && client.is_loopback()) return "loopback";
   if (allowed(client)) return "allow-networks";
   return std::nullopt;
 }

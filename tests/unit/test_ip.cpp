@@ -207,3 +207,17 @@ TEST_CASE("CidrMap returns the first block in insertion order", "[ip][cidr]") {
   CHECK(set.contains(*IpAddress::parse("::1")));
   CHECK_FALSE(set.contains(*IpAddress::parse("::2")));
 }
+
+TEST_CASE("loopback: 127.0.0.0/8, ::1 and 127.x mapped into IPv6, nothing else", "[ip]") {
+  auto loop = [](const char* s) { return IpAddress::parse(s)->is_loopback(); };
+  CHECK(loop("127.0.0.1"));
+  CHECK(loop("127.255.0.9"));
+  CHECK(loop("::1"));
+  CHECK(loop("::ffff:127.0.0.1"));
+  CHECK_FALSE(loop("128.0.0.1"));
+  CHECK_FALSE(loop("10.0.0.1"));
+  CHECK_FALSE(loop("::"));
+  CHECK_FALSE(loop("::2"));
+  CHECK_FALSE(loop("::ffff:10.0.0.1"));
+  CHECK_FALSE(loop("64:ff9b::7f00:1"));  // NAT64 of 127.0.0.1 comes from elsewhere
+}

@@ -33,6 +33,8 @@ class IpAddress {
   const std::array<std::uint8_t, 16>& bytes() const { return bytes_; }
   std::uint32_t v4_host_order() const;  // only for is_v4()
   int bit_width() const { return is_v4() ? 32 : 128; }
+  // 127.0.0.0/8, ::1, and 127.0.0.0/8 mapped into IPv6 (::ffff:127.0.0.1).
+  bool is_loopback() const;
 
   // Canonical text: dotted quad, or RFC 5952 IPv6 (lower case, longest zero run compressed);
   // IPv4-mapped and IPv4-compatible addresses end in a dotted quad ("::ffff:1.2.3.4"), as
