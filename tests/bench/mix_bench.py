@@ -42,6 +42,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -117,7 +118,7 @@ class Mix:
     every variant (their To: names no recipient); each variant's plan, as smtp_load --plan
     reads it, gets its own block of new recipient domains."""
 
-    def __init__(self, out: Path, seed: int, sessions: int):
+    def __init__(self, out: Path, seed: int, sessions: int, kinds: set[str] | None = None):
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
         rng = random.Random(seed)
@@ -150,7 +151,8 @@ class Mix:
                     text = dsn(n, f"stranger{n}@elsewhere.example", returned=False)
             path = out / f"m{n}.eml"
             path.write_text(stuffed(text))
-            self.sessions.append((source, kind, sender, rcpts, str(path)))
+            if kinds is None or kind in kinds:
+                self.sessions.append((source, kind, sender, rcpts, str(path)))
 
     def plan(self, cold_first: int, tag: str) -> tuple[Path, int]:
         """Writes the plan; returns it and the next unused cold domain number."""
@@ -210,26 +212,40 @@ def main() -> int:
     ap.add_argument("--levels", default="10,50")
     ap.add_argument("--delay-ms", type=int, default=20)
     ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument("--variants", default="a,b,b2,c", help="which variants to run")
+    ap.add_argument("--config", action="append", default=[],
+                    help="a line added to mxguard's configuration (what a setting costs)")
+    ap.add_argument("--kinds", default=None,
+                    help="only these kinds of session (e.g. in,out): what each costs")
+    ap.add_argument("--perf", type=Path, default=None,
+                    help="a directory: record each milter's run system-wide with perf "
+                         "(perf record -a -g); read one with perf report --pid")
+    ap.add_argument("--strace", type=Path, default=None,
+                    help="a directory: count each milter's system calls with strace -f -c "
+                         "(slows the milter: its rates are then no figure)")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
     nsd = Nsd().start()
     proxy = DelayProxy(nsd.server, args.delay_ms).start()
     tmp = make_instance_dir("mix-bench")
-    mx = Mxguard(mxguard_config(tmp, proxy.server) + f"trusted-networks = {TRUSTED}/32\n")
+    mx = Mxguard(mxguard_config(tmp, proxy.server) + f"trusted-networks = {TRUSTED}/32\n" +
+                 "".join(line + "\n" for line in args.config))
     nulls = {"b": NullMilter(), "b2": NullMilter("connect,rcpt")}
     servers: dict[str, Postfix] = {}
-    variants = ["a", "b", "b2", "c"]
+    variants = args.variants.split(",")
+    if args.perf:
+        args.perf.mkdir(parents=True, exist_ok=True)
     try:
         mx.start()
         for nm in nulls.values():
             nm.start()
-        servers["a"] = Postfix(config=DISCARD).start()
-        servers["b"] = Postfix(milter=nulls["b"].socket, config=DISCARD).start()
-        servers["b2"] = Postfix(milter=nulls["b2"].socket, config=DISCARD).start()
-        servers["c"] = Postfix(milter=mx.socket, config=DISCARD).start()
+        milters = {"a": None, "b": nulls["b"].socket, "b2": nulls["b2"].socket, "c": mx.socket}
+        for v in variants:
+            servers[v] = Postfix(milter=milters[v], config=DISCARD).start()
         assert mx.proc
         pids = {"b": nulls["b"].pid, "b2": nulls["b2"].pid, "c": mx.proc.pid}
+        print(f"milter pids: {pids}", flush=True)
 
         # Warm-up: Postfix's processes; mxguard's routes for the warm domains; alice writes
         # to LEDGER_RCPT so that the ledger proves the DSNs about it.
@@ -241,7 +257,8 @@ def main() -> int:
         seed = tmp / "ledger-seed.eml"
         seed.write_text(ordinary(random.Random(0), 0, ALICE))
         (tmp / "ledger-seed.tsv").write_text(f"{TRUSTED}\tout\t{ALICE}\t{LEDGER_RCPT}\t{seed}\n")
-        run_plan(servers["c"], 1, tmp / "ledger-seed.tsv")
+        if "c" in servers:
+            run_plan(servers["c"], 1, tmp / "ledger-seed.tsv")
 
         results: dict[tuple[str, int], list[dict]] = {}
         cold = 1
@@ -249,14 +266,35 @@ def main() -> int:
             for level in levels:
                 # One seeded mix per round and concurrency, the same for every variant.
                 mix = Mix(tmp / f"mix-{r}-{level}", args.seed * 1000 + r * 10 + level,
-                          args.sessions_per_run)
+                          args.sessions_per_run, set(args.kinds.split(",")) if args.kinds else None)
                 order = variants if r % 2 == 0 else list(reversed(variants))
                 for v in order:
                     plan, cold = mix.plan(cold, v)
                     srv = servers[v]
                     d0, p0 = delivered(srv), postfix_cpu(srv)
                     c0 = cpu_seconds(pids[v]) if v in pids else 0.0
+                    perf = None
+                    if args.perf and v in pids:
+                        perf = subprocess.Popen(
+                            ["perf", "record", "-a", "-g", "-q", "-o",
+                             str(args.perf / f"{v}-x{level}-r{r + 1}.data")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        wait_until(lambda: any(args.perf.glob(f"{v}-x{level}-r{r + 1}.data")),
+                                   10, what="perf")
+                    tracer = None
+                    if args.strace and v in pids:
+                        args.strace.mkdir(parents=True, exist_ok=True)
+                        out = args.strace / f"{v}-x{level}-r{r + 1}.txt"
+                        tracer = subprocess.Popen(["strace", "-f", "-c", "-o", str(out),
+                                                   "-p", str(pids[v])],
+                                                  stderr=subprocess.PIPE, text=True)
+                        assert tracer.stderr
+                        tracer.stderr.readline()  # "strace: Process N attached"
                     res = run_plan(srv, level, plan)
+                    for t in (perf, tracer):
+                        if t:
+                            t.send_signal(signal.SIGINT)
+                            t.wait()
                     res["postfix_cpu_s"] = postfix_cpu(srv) - p0
                     if v in pids:
                         res["cpu_s"] = cpu_seconds(pids[v]) - c0
@@ -290,11 +328,15 @@ def main() -> int:
                           if v in pids else f"{'-':>9s}")
                 pf = sum(x["postfix_cpu_s"] for x in rs) / sessions * 1e6
                 lost = sum(x["accepted_rcpts"] - x["delivered"] for x in rs)
-                print(f"{v:8s} {level:4d} {rate[v]:8.1f} {rate[v] / rate['a']:6.2f} "
-                      f"{rate[v] / rate['b']:6.2f} {rate[v] / rate['b2']:6.2f} "
+                def ratio(base: str) -> float:
+                    return rate[v] / rate[base] if base in rate else math.nan
+                print(f"{v:8s} {level:4d} {rate[v]:8.1f} {ratio('a'):6.2f} "
+                      f"{ratio('b'):6.2f} {ratio('b2'):6.2f} "
                       f"{statistics.median(x['median_ms'] for x in rs):8.2f} "
                       f"{statistics.median(x['p99_ms'] for x in rs):8.2f} {milter} {pf:10.0f}  "
                       f"{lost}")
+            if "c" not in variants:
+                continue
             kinds: dict[str, dict[str, int]] = {}
             for x in results[("c", level)]:
                 for k, codes in x["kinds"].items():
