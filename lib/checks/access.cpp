@@ -7,6 +7,13 @@
 
 namespace mxguard::checks {
 
+AccessCheck::AccessCheck(AccessOptions o) : options_(std::move(o)) {
+  if (!options_.client.empty()) stages_ |= StageSet{Stage::Connect};
+  if (!options_.helo.empty()) stages_ |= StageSet{Stage::Helo};
+  if (!options_.sender.empty()) stages_ |= StageSet{Stage::Mail};
+  if (!options_.recipient.empty()) stages_ |= StageSet{Stage::Rcpt};
+}
+
 namespace {
 
 using tables::TableList;

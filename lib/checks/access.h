@@ -11,11 +11,11 @@ namespace mxguard::checks {
 
 class AccessCheck final : public Check {
  public:
-  explicit AccessCheck(AccessOptions o) : options_(std::move(o)) {}
+  explicit AccessCheck(AccessOptions o);
   std::string_view name() const override { return "access"; }
-  StageSet stages() const override {
-    return {Stage::Connect, Stage::Helo, Stage::Mail, Stage::Rcpt};
-  }
+  // Only the stages that have a table: a stage no check needs is not asked of the MTA (a
+  // HELO event with its reply is a round trip in every session).
+  StageSet stages() const override { return stages_; }
   // The admin's explicit tables apply to everyone, as Postfix applies them.
   unsigned exemptions() const override { return kExemptNone; }
   std::optional<Verdict> evaluate(Stage stage, const Session& session,
@@ -23,6 +23,7 @@ class AccessCheck final : public Check {
 
  private:
   AccessOptions options_;
+  StageSet stages_;
 };
 
 }  // namespace mxguard::checks

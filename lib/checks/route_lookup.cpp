@@ -19,7 +19,7 @@ const dns::MailRoute* route_for(CheckContext& ctx, const SiteOptions& site, cons
       (depth == dns::RouteDepth::MxOnly || ctx.route->kind != dns::RouteKind::MxOnly))
     return ctx.route.get();
   auto route = std::make_shared<const dns::MailRoute>(ctx.routes->analyse(domain, depth));
-  log(LogLevel::Debug, "route: {}", route->describe());
+  if (log_enabled(LogLevel::Debug)) log(LogLevel::Debug, "route: {}", route->describe());
   ctx.route = std::move(route);
   ctx.route_domain = std::move(key);
   return ctx.route.get();
