@@ -81,16 +81,19 @@ def body_of(rng: random.Random, size: int) -> str:
             "Content-Transfer-Encoding: base64\r\n\r\n" + b64 + "--mix-b--\r\n")
 
 
-def ordinary(rng: random.Random, n: int, sender: str) -> str:
-    size = int(math.exp(rng.uniform(math.log(2048), math.log(200 * 1024))))
+def ordinary(rng: random.Random, n: int, sender: str, size: int | None = None) -> str:
+    """An ordinary message, `size` bytes or, by default, log-uniform from 2 KB to 200 KB."""
+    if size is None:
+        size = int(math.exp(rng.uniform(math.log(2048), math.log(200 * 1024))))
     return (f"From: <{sender}>\r\nTo: undisclosed-recipients:;\r\n"
             f"Subject: mix {n}\r\nMessage-ID: <mix.{n}@{sender.split('@')[1]}>\r\n"
             "Date: Mon, 23 Nov 2026 12:00:00 +0000\r\nMIME-Version: 1.0\r\n" +
             body_of(rng, size))
 
 
-def dsn(n: int, final_recipient: str, returned: bool) -> str:
-    """A DSN to alice; with the returned headers of a message that passed our relay."""
+def dsn(n: int, final_recipient: str, returned: bool, size: int | None = None) -> str:
+    """A DSN to alice; with the returned headers of a message that passed our relay. With
+    `size`, a part of base64 (a returned attachment) brings it to about that size."""
     original = ("--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
                 "Received: from mx-out.example.com (mx-out.example.com [192.0.2.25])\r\n"
                 "\tby mx.remote.example with ESMTP id X1; Mon, 23 Nov 2026 11:00:00 +0000\r\n"
@@ -105,7 +108,16 @@ def dsn(n: int, final_recipient: str, returned: bool) -> str:
             "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
             "Reporting-MTA: dns; mx.remote.example\r\n\r\n"
             f"Final-Recipient: rfc822; {final_recipient}\r\n"
-            "Action: failed\r\nStatus: 5.1.1\r\n\r\n" + original + "--b--\r\n")
+            "Action: failed\r\nStatus: 5.1.1\r\n\r\n" + original + filler(n, size) + "--b--\r\n")
+
+
+def filler(n: int, size: int | None) -> str:
+    if not size:
+        return ""
+    raw = random.Random(n).randbytes(max(0, size - 1200) * 3 // 4)
+    return ("--b\r\nContent-Type: application/octet-stream; name=\"returned.bin\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n" +
+            base64.encodebytes(raw).decode().replace("\n", "\r\n"))
 
 
 def stuffed(text: str) -> str:
@@ -118,7 +130,8 @@ class Mix:
     every variant (their To: names no recipient); each variant's plan, as smtp_load --plan
     reads it, gets its own block of new recipient domains."""
 
-    def __init__(self, out: Path, seed: int, sessions: int, kinds: set[str] | None = None):
+    def __init__(self, out: Path, seed: int, sessions: int, kinds: set[str] | None = None,
+                 size: int | None = None):
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
         rng = random.Random(seed)
@@ -136,19 +149,19 @@ class Mix:
                          for i in range(count)]
                 if kind == "out":
                     source, sender = TRUSTED, ALICE
-                text = ordinary(rng, n, sender)
+                text = ordinary(rng, n, sender, size)
             elif kind == "web":
                 web += 1
                 source, rcpts = f"127.0.1.{1 + web % 250}", ["info@product.web.test"]
-                text = ordinary(rng, n, sender)
+                text = ordinary(rng, n, sender, size)
             else:
                 sender, rcpts = "", [ALICE]
                 if kind == "dsn-ok":
                     by_relay = rng.random() < 0.5
                     text = dsn(n, f"x{n}@good.mail.test" if by_relay else LEDGER_RCPT,
-                               returned=by_relay)
+                               returned=by_relay, size=size)
                 else:
-                    text = dsn(n, f"stranger{n}@elsewhere.example", returned=False)
+                    text = dsn(n, f"stranger{n}@elsewhere.example", returned=False, size=size)
             path = out / f"m{n}.eml"
             path.write_text(stuffed(text))
             if kinds is None or kind in kinds:
@@ -215,6 +228,9 @@ def main() -> int:
     ap.add_argument("--variants", default="a,b,b2,c", help="which variants to run")
     ap.add_argument("--config", action="append", default=[],
                     help="a line added to mxguard's configuration (what a setting costs)")
+    ap.add_argument("--size", type=int, default=None,
+                    help="every message about this many bytes (DSNs with a returned "
+                         "attachment), instead of 2-200 KB: what a message's size costs")
     ap.add_argument("--kinds", default=None,
                     help="only these kinds of session (e.g. in,out): what each costs")
     ap.add_argument("--perf", type=Path, default=None,
@@ -266,7 +282,8 @@ def main() -> int:
             for level in levels:
                 # One seeded mix per round and concurrency, the same for every variant.
                 mix = Mix(tmp / f"mix-{r}-{level}", args.seed * 1000 + r * 10 + level,
-                          args.sessions_per_run, set(args.kinds.split(",")) if args.kinds else None)
+                          args.sessions_per_run, set(args.kinds.split(",")) if args.kinds else None,
+                          args.size)
                 order = variants if r % 2 == 0 else list(reversed(variants))
                 for v in order:
                     plan, cold = mix.plan(cold, v)
