@@ -20,20 +20,21 @@ using tables::TableList;
 
 struct Subject {
   const TableList* tables = nullptr;
-  std::string name;   // what Postfix puts in <>: the address, helo name or host[addr]
-  std::string label;  // "Client host", "Helo command", "Sender address", "Recipient address"
+  std::string name;        // what Postfix puts in <>: the address, helo name or host[addr]
+  std::string_view label;  // "Client host", "Helo command", "Sender address", "Recipient address"
 };
 
-Subject subject_of(Stage stage, const Session& s, const AccessOptions& o) {
+// The stage's tables, and with `named` what the reply and log lines call the subject.
+Subject subject_of(Stage stage, const Session& s, const AccessOptions& o, bool named) {
   switch (stage) {
     case Stage::Connect:
-      return {&o.client, s.client_label(), "Client host"};
+      return {&o.client, named ? s.client_label() : std::string(), "Client host"};
     case Stage::Helo:
-      return {&o.helo, s.helo, "Helo command"};
+      return {&o.helo, named ? s.helo : std::string(), "Helo command"};
     case Stage::Mail:
-      return {&o.sender, s.tx.sender.raw, "Sender address"};
+      return {&o.sender, named ? s.tx.sender.raw : std::string(), "Sender address"};
     case Stage::Rcpt:
-      return {&o.recipient, s.tx.rcpt.raw, "Recipient address"};
+      return {&o.recipient, named ? s.tx.rcpt.raw : std::string(), "Recipient address"};
     default:
       return {};
   }
@@ -107,11 +108,14 @@ std::optional<Verdict> to_verdict(const tables::AccessAction& a, const Subject& 
 
 std::optional<Verdict> AccessCheck::evaluate(Stage stage, const Session& session,
                                              CheckContext&) const {
-  Subject subj = subject_of(stage, session, options_);
-  if (!subj.tables) return std::nullopt;
-  for (const auto& table : *subj.tables) {
+  const TableList* tables = subject_of(stage, session, options_, false).tables;
+  if (!tables) return std::nullopt;
+  std::optional<Subject> found;  // named only once a table has a result (the usual: none)
+  for (const auto& table : *tables) {
     std::optional<std::string> result = lookup(stage, *table, session);
     if (!result) continue;
+    if (!found) found = subject_of(stage, session, options_, true);
+    const Subject& subj = *found;
     auto action = tables::parse_access_action(*result);
     if (!action) {
       log(LogLevel::Warning, "{}: {}: bad result '{}' for {}: {}; ignored", session.log_id(),

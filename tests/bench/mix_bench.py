@@ -352,6 +352,15 @@ def main() -> int:
                       f"{statistics.median(x['median_ms'] for x in rs):8.2f} "
                       f"{statistics.median(x['p99_ms'] for x in rs):8.2f} {milter} {pf:10.0f}  "
                       f"{lost}")
+            # The machine's speed drifts between rounds (the other variants' rates with it):
+            # the ratio within each round, and its median, is the steadier figure.
+            for base in ("b", "b2"):
+                if "c" in variants and base in variants:
+                    per_round = [c["messages"] / c["seconds"] / (x["messages"] / x["seconds"])
+                                 for c, x in zip(results[("c", level)], results[(base, level)])]
+                    print(f"  c/{base} per round at {level} sessions: "
+                          f"{' '.join(f'{r:.2f}' for r in per_round)}; "
+                          f"median {statistics.median(per_round):.2f}")
             if "c" not in variants:
                 continue
             kinds: dict[str, dict[str, int]] = {}
