@@ -135,6 +135,9 @@ class Mix:
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
         rng = random.Random(seed)
+        # Bodies from their own generator: the sessions (kinds, recipients) stay the same
+        # whatever --size says.
+        body_rng = random.Random(seed + 7919)
         self.sessions: list[tuple[str, str, str, list[str | None], str]] = []
         web = 0
         for n in range(sessions):
@@ -149,11 +152,11 @@ class Mix:
                          for i in range(count)]
                 if kind == "out":
                     source, sender = TRUSTED, ALICE
-                text = ordinary(rng, n, sender, size)
+                text = ordinary(body_rng, n, sender, size)
             elif kind == "web":
                 web += 1
                 source, rcpts = f"127.0.1.{1 + web % 250}", ["info@product.web.test"]
-                text = ordinary(rng, n, sender, size)
+                text = ordinary(body_rng, n, sender, size)
             else:
                 sender, rcpts = "", [ALICE]
                 if kind == "dsn-ok":
