@@ -281,8 +281,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     const bool after_mail = content || need.has(Stage::Rcpt) || need.has(Stage::Data) ||
                             need.has(Stage::Header) || need.has(Stage::Eoh) ||
                             need.has(Stage::Body) || need.has(Stage::Eom);
-    // HELO is kept, without a reply, for the helo=<> of the decisions' log lines.
-    if (!need.has(Stage::Helo)) steps |= SMFIP_NR_HELO;
+    // HELO only when a check reads it (a helo-access table): the decisions' log lines then
+    // have no helo=<>, which Postfix's own milter-reject line carries anyway.
+    if (!need.has(Stage::Helo)) steps |= SMFIP_NOHELO | SMFIP_NR_HELO;
     if (!need.has(Stage::Mail) && !after_mail) steps |= SMFIP_NOMAIL;
     // MAIL is never answered on its own: a sender refused there is refused at each RCPT.
     steps |= SMFIP_NR_MAIL;

@@ -41,8 +41,11 @@ OUTSIDE = "127.0.0.3"
 @pytest.fixture
 def config(tmp_path: Path) -> str:
     (tmp_path / "rcpt.regexp").write_text("/^victim/ REJECT go away\n")
+    # A HELO table (that never matches) makes mxguard ask for HELO, and log it.
+    (tmp_path / "helo.regexp").write_text("/^never-this-name$/ REJECT no\n")
     return (checks_off_except("access", "backscatter", "ban", "trap-mx") +
             f"recipient-access = regexp:{tmp_path}/rcpt.regexp\n"
+            f"helo-access = regexp:{tmp_path}/helo.regexp\n"
             "local-domains = example.com\n"
             "our-relays = mx-out.example.com\n"
             "check.backscatter = on\n"

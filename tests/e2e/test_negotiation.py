@@ -1,8 +1,9 @@
 """What mxguard asks of the MTA at negotiation (issue 16): a step no check needs is not
-answered, because every answered step is a round trip in every session.
+asked for, and a step no check judges is not answered: every step is a packet, every answer a
+round trip, in every session.
 
 Straight over the milter protocol (the MTA's side in harness/milterclient.py), and through
-Postfix for the log line that still names the HELO it no longer answers.
+Postfix for the log line that names the HELO when a check reads it.
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ def tables(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_without_a_helo_table_helo_is_sent_but_not_answered(mxguard, tables):
+def test_without_a_helo_table_helo_is_not_asked_for(mxguard, tables):
     d = mxguard(checks_off_except("access") +
                 f"client-access = cidr:{tables}/client.cidr\n"
                 f"recipient-access = regexp:{tables}/rcpt.regexp\n")
     m = negotiated(d)
     try:
-        # The name is kept for the decisions' log lines (helo=<...>), without a reply.
-        assert m.wants("helo") and not m.answers("helo")
+        assert not m.wants("helo")
         assert m.answers("connect") and m.answers("rcpt")
         assert not m.answers("mail")  # refused at each RCPT, as before
     finally:
@@ -61,8 +61,9 @@ def test_a_helo_table_makes_helo_answered(mxguard, tables):
         m.close()
 
 
-def test_the_helo_name_stays_in_decision_lines_through_postfix(mxguard, postfix, tables, sink):
+def test_with_a_helo_table_the_helo_name_is_in_decision_lines(mxguard, postfix, tables, sink):
     d = mxguard(checks_off_except("access") +
+                f"helo-access = regexp:{tables}/helo.regexp\n"
                 f"recipient-access = regexp:{tables}/rcpt.regexp\n")
     server = postfix(milter=d.socket)
     r = smtp.send(server, sender="someone@example.org",
