@@ -8,6 +8,7 @@ e2e_bench.py:
   b    null_milter registering every callback
   b2   null_milter registering only connect and rcpt
   c    mxguard with every check on (e2e_bench.py's configuration), 127.0.0.1 trusted
+  c0   with --compare-bin: the same configuration on another mxguard binary
 
 Each variant gets the same seeded mix of sessions (one transaction each):
 
@@ -229,6 +230,9 @@ def main() -> int:
     ap.add_argument("--delay-ms", type=int, default=20)
     ap.add_argument("--seed", type=int, default=16)
     ap.add_argument("--variants", default="a,b,b2,c", help="which variants to run")
+    ap.add_argument("--compare-bin", type=Path, default=None,
+                    help="another mxguard binary (e.g. the tree before a change): variant c0, "
+                         "same configuration, interleaved with the others")
     ap.add_argument("--config", action="append", default=[],
                     help="a line added to mxguard's configuration (what a setting costs)")
     ap.add_argument("--size", type=int, default=None,
@@ -248,11 +252,15 @@ def main() -> int:
     nsd = Nsd().start()
     proxy = DelayProxy(nsd.server, args.delay_ms).start()
     tmp = make_instance_dir("mix-bench")
-    mx = Mxguard(mxguard_config(tmp, proxy.server) + f"trusted-networks = {TRUSTED}/32\n" +
-                 "".join(line + "\n" for line in args.config))
+    config = (mxguard_config(tmp, proxy.server) + f"trusted-networks = {TRUSTED}/32\n" +
+              "".join(line + "\n" for line in args.config))
+    mx = Mxguard(config)
+    # The same configuration on another binary (the tree before a change): variant c0.
+    mx0 = Mxguard(config, binary=args.compare_bin, own_ledger_files=True) \
+        if args.compare_bin else None
     nulls = {"b": NullMilter(), "b2": NullMilter("connect,rcpt")}
     servers: dict[str, Postfix] = {}
-    variants = args.variants.split(",")
+    variants = args.variants.split(",") + (["c0"] if mx0 else [])
     if args.perf:
         args.perf.mkdir(parents=True, exist_ok=True)
     try:
@@ -260,10 +268,14 @@ def main() -> int:
         for nm in nulls.values():
             nm.start()
         milters = {"a": None, "b": nulls["b"].socket, "b2": nulls["b2"].socket, "c": mx.socket}
-        for v in variants:
-            servers[v] = Postfix(milter=milters[v], config=DISCARD).start()
         assert mx.proc
         pids = {"b": nulls["b"].pid, "b2": nulls["b2"].pid, "c": mx.proc.pid}
+        if mx0:
+            mx0.start()
+            assert mx0.proc
+            milters["c0"], pids["c0"] = mx0.socket, mx0.proc.pid
+        for v in variants:
+            servers[v] = Postfix(milter=milters[v], config=DISCARD).start()
         print(f"milter pids: {pids}", flush=True)
 
         # Warm-up: Postfix's processes; mxguard's routes for the warm domains; alice writes
@@ -276,8 +288,9 @@ def main() -> int:
         seed = tmp / "ledger-seed.eml"
         seed.write_text(ordinary(random.Random(0), 0, ALICE))
         (tmp / "ledger-seed.tsv").write_text(f"{TRUSTED}\tout\t{ALICE}\t{LEDGER_RCPT}\t{seed}\n")
-        if "c" in servers:
-            run_plan(servers["c"], 1, tmp / "ledger-seed.tsv")
+        for v in ("c", "c0"):
+            if v in servers:
+                run_plan(servers[v], 1, tmp / "ledger-seed.tsv")
 
         results: dict[tuple[str, int], list[dict]] = {}
         cold = 1
@@ -357,11 +370,11 @@ def main() -> int:
                       f"{lost}")
             # The machine's speed drifts between rounds (the other variants' rates with it):
             # the ratio within each round, and its median, is the steadier figure.
-            for base in ("b", "b2"):
-                if "c" in variants and base in variants:
+            for top, base in (("c", "b"), ("c", "b2"), ("c", "c0"), ("c0", "b2")):
+                if top in variants and base in variants:
                     per_round = [c["messages"] / c["seconds"] / (x["messages"] / x["seconds"])
-                                 for c, x in zip(results[("c", level)], results[(base, level)])]
-                    print(f"  c/{base} per round at {level} sessions: "
+                                 for c, x in zip(results[(top, level)], results[(base, level)])]
+                    print(f"  {top}/{base} per round at {level} sessions: "
                           f"{' '.join(f'{r:.2f}' for r in per_round)}; "
                           f"median {statistics.median(per_round):.2f}")
             if "c" not in variants:
@@ -381,6 +394,8 @@ def main() -> int:
         for nm in nulls.values():
             nm.stop()
         mx.stop()
+        if mx0:
+            mx0.stop()
         proxy.stop()
         nsd.cleanup()
     return 0
