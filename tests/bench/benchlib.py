@@ -25,6 +25,14 @@ def bench_bin(name: str) -> Path:
     return d / name
 
 
+def knows_own_files(binary: Path) -> bool:
+    """Whether an mxguard binary (--compare-bin) knows socket-mode and the ledger's files, as
+    every tree since 2026-12-04 does; the harness then gives it its own, as to the binary under
+    test. An older binary gets its socket opened by the harness instead."""
+    out = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=30)
+    return "--socket-mode" in out.stdout + out.stderr
+
+
 def smtp_load(server, sessions: int, messages: int, sender: str, rcpt_pattern: str,
               first: int = 1, size: int = 4096, per_connection: int = 1) -> dict:
     """Run tests/bench/smtp_load against a Postfix; its JSON result ("{n}" in rcpt_pattern

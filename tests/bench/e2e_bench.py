@@ -47,7 +47,7 @@ from harness.milter import Mxguard  # noqa: E402
 from harness.postfix import Postfix  # noqa: E402
 from harness.util import make_instance_dir, socket_path, wait_until  # noqa: E402
 
-from benchlib import DISCARD, DelayProxy, bench_bin, smtp_load  # noqa: E402
+from benchlib import DISCARD, DelayProxy, bench_bin, knows_own_files, smtp_load  # noqa: E402
 
 SENDER = "sender@good.mail.test"
 WARM_DOMAINS = ["good.mail.test", "w1.wild.test", "w2.wild.test", "w3.wild.test", "w4.wild.test"]
@@ -152,8 +152,10 @@ def main() -> int:
     proxy = DelayProxy(nsd.server, args.delay_ms).start()
     tmp = make_instance_dir("e2e-bench")
     mx = Mxguard(mxguard_config(tmp, proxy.server))
-    mx0 = Mxguard(mxguard_config(tmp, proxy.server), binary=args.compare_bin,
-                  own_ledger_files=False) if args.compare_bin else None
+    mx0 = None
+    if args.compare_bin:
+        mx0 = Mxguard(mxguard_config(tmp, proxy.server), binary=args.compare_bin,
+                      own_ledger_files=knows_own_files(args.compare_bin))
     trusted = mxguard_config(tmp, proxy.server) + "trusted-networks = 127.0.0.1/32\n"
     extra = {"cR": Mxguard(trusted), "cN": Mxguard(trusted + "ledger = no\n")} \
         if args.ledger else {}

@@ -54,7 +54,7 @@ sys.path.insert(0, str(HERE))
 
 # e2e_bench puts tests/e2e and its dns helpers on the path.
 from e2e_bench import NullMilter, WARM_DOMAINS, cpu_seconds, mxguard_config  # noqa: E402
-from benchlib import DISCARD, DelayProxy, bench_bin  # noqa: E402
+from benchlib import DISCARD, DelayProxy, bench_bin, knows_own_files  # noqa: E402
 from dnstest import Nsd  # noqa: E402
 from harness.milter import Mxguard  # noqa: E402
 from harness.postfix import Postfix  # noqa: E402
@@ -256,8 +256,8 @@ def main() -> int:
               "".join(line + "\n" for line in args.config))
     mx = Mxguard(config)
     # The same configuration on another binary (the tree before a change): variant c0.
-    mx0 = Mxguard(config, binary=args.compare_bin, own_ledger_files=True) \
-        if args.compare_bin else None
+    mx0 = Mxguard(config, binary=args.compare_bin,
+                  own_ledger_files=knows_own_files(args.compare_bin)) if args.compare_bin else None
     nulls = {"b": NullMilter(), "b2": NullMilter("connect,rcpt")}
     servers: dict[str, Postfix] = {}
     variants = args.variants.split(",") + (["c0"] if mx0 else [])
