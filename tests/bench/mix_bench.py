@@ -222,6 +222,24 @@ def run_plan(server: Postfix, level: int, plan: Path) -> dict:
     return json.loads(out.stdout)
 
 
+def start_recorders(args, pid: int, name: str) -> list[subprocess.Popen]:
+    """perf (system-wide) and strace (the milter's threads) as asked, recording from now on
+    into `name` in their directories; stopped with SIGINT after the run."""
+    out = []
+    if args.perf:
+        data = args.perf / f"{name}.data"
+        out.append(subprocess.Popen(["perf", "record", "-a", "-g", "-q", "-o", str(data)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_until(data.exists, 10, what="perf")
+    if args.strace:
+        tracer = subprocess.Popen(["strace", "-f", "-c", "-o", str(args.strace / f"{name}.txt"),
+                                   "-p", str(pid)], stderr=subprocess.PIPE, text=True)
+        assert tracer.stderr
+        tracer.stderr.readline()  # "strace: Process N attached"
+        out.append(tracer)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -261,8 +279,9 @@ def main() -> int:
     nulls = {"b": NullMilter(), "b2": NullMilter("connect,rcpt")}
     servers: dict[str, Postfix] = {}
     variants = args.variants.split(",") + (["c0"] if mx0 else [])
-    if args.perf:
-        args.perf.mkdir(parents=True, exist_ok=True)
+    for d in (args.perf, args.strace):
+        if d:
+            d.mkdir(parents=True, exist_ok=True)
     try:
         mx.start()
         for nm in nulls.values():
@@ -305,32 +324,16 @@ def main() -> int:
                     plan, cold = mix.plan(cold, v)
                     srv = servers[v]
                     d0, p0 = delivered(srv), postfix_cpu(srv)
-                    c0 = cpu_seconds(pids[v]) if v in pids else 0.0
-                    perf = None
-                    if args.perf and v in pids:
-                        perf = subprocess.Popen(
-                            ["perf", "record", "-a", "-g", "-q", "-o",
-                             str(args.perf / f"{v}-x{level}-r{r + 1}.data")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        wait_until(lambda: any(args.perf.glob(f"{v}-x{level}-r{r + 1}.data")),
-                                   10, what="perf")
-                    tracer = None
-                    if args.strace and v in pids:
-                        args.strace.mkdir(parents=True, exist_ok=True)
-                        out = args.strace / f"{v}-x{level}-r{r + 1}.txt"
-                        tracer = subprocess.Popen(["strace", "-f", "-c", "-o", str(out),
-                                                   "-p", str(pids[v])],
-                                                  stderr=subprocess.PIPE, text=True)
-                        assert tracer.stderr
-                        tracer.stderr.readline()  # "strace: Process N attached"
+                    cpu0 = cpu_seconds(pids[v]) if v in pids else 0.0
+                    name = f"{v}-x{level}-r{r + 1}"
+                    recorders = start_recorders(args, pids[v], name) if v in pids else []
                     res = run_plan(srv, level, plan)
-                    for t in (perf, tracer):
-                        if t:
-                            t.send_signal(signal.SIGINT)
-                            t.wait()
+                    for t in recorders:
+                        t.send_signal(signal.SIGINT)
+                        t.wait()
                     res["postfix_cpu_s"] = postfix_cpu(srv) - p0
                     if v in pids:
-                        res["cpu_s"] = cpu_seconds(pids[v]) - c0
+                        res["cpu_s"] = cpu_seconds(pids[v]) - cpu0
                     want = res["accepted_rcpts"]
                     try:
                         wait_until(lambda: delivered(srv) - d0 >= want, 60, interval=0.2,
@@ -361,10 +364,9 @@ def main() -> int:
                           if v in pids else f"{'-':>9s}")
                 pf = sum(x["postfix_cpu_s"] for x in rs) / sessions * 1e6
                 lost = sum(x["accepted_rcpts"] - x["delivered"] for x in rs)
-                def ratio(base: str) -> float:
-                    return rate[v] / rate[base] if base in rate else math.nan
-                print(f"{v:8s} {level:4d} {rate[v]:8.1f} {ratio('a'):6.2f} "
-                      f"{ratio('b'):6.2f} {ratio('b2'):6.2f} "
+                ratios = " ".join(f"{rate[v] / rate[x] if x in rate else math.nan:6.2f}"
+                                  for x in ("a", "b", "b2"))
+                print(f"{v:8s} {level:4d} {rate[v]:8.1f} {ratios} "
                       f"{statistics.median(x['median_ms'] for x in rs):8.2f} "
                       f"{statistics.median(x['p99_ms'] for x in rs):8.2f} {milter} {pf:10.0f}  "
                       f"{lost}")
