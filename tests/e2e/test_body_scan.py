@@ -13,7 +13,7 @@ import pytest
 
 from harness import smtp
 from harness.milter import checks_off_except
-from harness.milterclient import MilterClient, postfix_connect_macros
+from harness.milterclient import MilterClient, connect_like_postfix
 
 KEY = "body-scan-test-key-0001"
 OUTSIDE = "127.0.0.3"
@@ -33,10 +33,7 @@ def config(tmp_path: Path) -> str:
 
 
 def open_session(d, client: str) -> MilterClient:
-    m = MilterClient(d.socket).open()
-    m.negotiate()
-    m.macros(b"C", postfix_connect_macros(client=client))
-    m.connect(address=client)
+    m, _ = connect_like_postfix(d.socket, client)
     return m
 
 

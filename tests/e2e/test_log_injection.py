@@ -24,7 +24,7 @@ import pytest
 
 from dns.dnstest import Nsd
 from harness.milter import checks_off_except
-from harness.milterclient import MilterClient, MilterReply, postfix_connect_macros
+from harness.milterclient import MilterClient, MilterReply, connect_like_postfix
 from harness.smtp import SmtpSession, send
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,10 +143,7 @@ def assert_no_forged_line(daemon) -> None:
 
 def milter_connect(daemon, client: str, daemon_addr: str = "127.0.0.1",
                    name: str = "client.test.example") -> tuple[MilterClient, MilterReply]:
-    m = MilterClient(daemon.socket).open()
-    m.negotiate()
-    m.macros(b"C", postfix_connect_macros(client=client, daemon=daemon_addr))
-    return m, m.connect(name, client)
+    return connect_like_postfix(daemon.socket, client, daemon_addr, name)
 
 
 def hit_trap(daemon, client: str) -> None:

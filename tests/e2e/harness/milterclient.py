@@ -331,6 +331,16 @@ def postfix_connect_macros(client: str = "127.0.0.3", daemon: str = "127.0.0.1")
             "{client_name}": "unknown"}
 
 
+def connect_like_postfix(address, client: str, daemon_addr: str = "127.0.0.1",
+                         name: str = "client.test.example"):
+    """A negotiated connection with Postfix's connect macros and the connect step sent:
+    (the client, the milter's reply to connect)."""
+    m = MilterClient(address).open()
+    m.negotiate()
+    m.macros(b"C", postfix_connect_macros(client=client, daemon=daemon_addr))
+    return m, m.connect(name, client)
+
+
 def simple_transaction(m: MilterClient, recipients=("<bob@dest.test.example>",),
                        sender: str = "<sender@client.test.example>",
                        headers=(("Subject", "milter client"),), body: bytes = b"hello\r\n",
