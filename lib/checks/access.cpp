@@ -7,42 +7,34 @@
 
 namespace mxguard::checks {
 
+AccessCheck::AccessCheck(AccessOptions o) : options_(std::move(o)) {
+  if (!options_.client.empty()) stages_ |= StageSet{Stage::Connect};
+  if (!options_.helo.empty()) stages_ |= StageSet{Stage::Helo};
+  if (!options_.sender.empty()) stages_ |= StageSet{Stage::Mail};
+  if (!options_.recipient.empty()) stages_ |= StageSet{Stage::Rcpt};
+}
+
 namespace {
 
 using tables::TableList;
 
-// The stage's tables (null for a stage the check has none for).
-const TableList* tables_of(Stage stage, const AccessOptions& o) {
-  switch (stage) {
-    case Stage::Connect:
-      return &o.client;
-    case Stage::Helo:
-      return &o.helo;
-    case Stage::Mail:
-      return &o.sender;
-    case Stage::Rcpt:
-      return &o.recipient;
-    default:
-      return nullptr;
-  }
-}
-
 struct Subject {
+  const TableList* tables = nullptr;
   std::string name;        // what Postfix puts in <>: the address, helo name or host[addr]
   std::string_view label;  // "Client host", "Helo command", "Sender address", "Recipient address"
 };
 
-// What the reply and log lines call the stage's subject; built only once a table has a result.
-Subject subject_of(Stage stage, const Session& s) {
+// The stage's tables, and with `named` what the reply and log lines call the subject.
+Subject subject_of(Stage stage, const Session& s, const AccessOptions& o, bool named) {
   switch (stage) {
     case Stage::Connect:
-      return {s.client_label(), "Client host"};
+      return {&o.client, named ? s.client_label() : std::string(), "Client host"};
     case Stage::Helo:
-      return {s.helo, "Helo command"};
+      return {&o.helo, named ? s.helo : std::string(), "Helo command"};
     case Stage::Mail:
-      return {s.tx.sender.raw, "Sender address"};
+      return {&o.sender, named ? s.tx.sender.raw : std::string(), "Sender address"};
     case Stage::Rcpt:
-      return {s.tx.rcpt.raw, "Recipient address"};
+      return {&o.recipient, named ? s.tx.rcpt.raw : std::string(), "Recipient address"};
     default:
       return {};
   }
@@ -114,20 +106,15 @@ std::optional<Verdict> to_verdict(const tables::AccessAction& a, const Subject& 
 
 }  // namespace
 
-AccessCheck::AccessCheck(AccessOptions o) : options_(std::move(o)) {
-  for (Stage stage : {Stage::Connect, Stage::Helo, Stage::Mail, Stage::Rcpt})
-    if (!tables_of(stage, options_)->empty()) stages_ |= StageSet{stage};
-}
-
 std::optional<Verdict> AccessCheck::evaluate(Stage stage, const Session& session,
                                              CheckContext&) const {
-  const TableList* tables = tables_of(stage, options_);
+  const TableList* tables = subject_of(stage, session, options_, false).tables;
   if (!tables) return std::nullopt;
-  std::optional<Subject> found;  // the usual: no table has a result, nothing to name
+  std::optional<Subject> found;  // named only once a table has a result (the usual: none)
   for (const auto& table : *tables) {
     std::optional<std::string> result = lookup(stage, *table, session);
     if (!result) continue;
-    if (!found) found = subject_of(stage, session);
+    if (!found) found = subject_of(stage, session, options_, true);
     const Subject& subj = *found;
     auto action = tables::parse_access_action(*result);
     if (!action) {
