@@ -49,6 +49,9 @@ std::vector<Spec> general_specs() {
       {"log-level", Kind::Value, "error, warning, notice, info or debug"},
       {"syslog", Kind::Value, "log to syslog, mail facility (yes/no)"},
       {"report-only", Kind::Flag, "log what would be rejected, reject nothing"},
+      {"delay-reject", Kind::Value,
+       "refuse a client refused at connect at its RCPTs instead, as Postfix's "
+       "smtpd_delay_reject (yes/no; default yes: connect needs no reply)"},
       {"report-header", Kind::Flag,
        "add X-Mxguard: would-reject=CHECK to mail a report-only check would reject"},
       {"metrics-file", Kind::Value, "write Prometheus metrics to this file every 5 s"},
@@ -163,6 +166,7 @@ options::Problem load_general(const options::Reader& r, Config& cfg) {
   if (r.has("exempt-senders")) cfg.exempt_senders.clear();
   for (auto e : {r.flag("foreground", cfg.foreground), r.flag("syslog", cfg.syslog),
                  r.flag("report-only", cfg.report_only), r.flag("report-header", cfg.report_header),
+                 r.flag("delay-reject", cfg.delay_reject),
                  r.on_error("on-internal-error", cfg.on_internal_error),
                  r.domains("local-domains", "@/[]", cfg.site.local_domains),
                  r.networks("trusted-networks", cfg.trusted_networks),

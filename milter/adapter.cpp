@@ -43,6 +43,9 @@ struct Connection {
   // MAIL is negotiated without a reply (one round trip less a message): a refusal of the
   // sender is kept here and given at each RCPT, as Postfix's smtpd_delay_reject does.
   std::optional<Verdict> sender_refusal;
+  // So is connect, with delay-reject (one round trip less a session): a client refused there
+  // is refused at each RCPT of the connection, and nothing more of it is judged.
+  std::optional<Verdict> client_refusal;
 };
 
 // A stop waits for transactions under way, not for idle connections.
@@ -185,8 +188,8 @@ sfsistat internal_error(Session* s, const char* where, const char* what) {
 sfsistat stage_failed(Connection* c, Stage stage, const char* where, const char* what) {
   const sfsistat r = internal_error(c ? &c->session : nullptr, where, what);
   if (!c || !(c->steps & no_reply_flag(stage))) return r;
-  if (stage == Stage::Mail && r == SMFIS_TEMPFAIL)
-    c->sender_refusal = Verdict::tempfail(
+  if ((stage == Stage::Mail || stage == Stage::Connect) && r == SMFIS_TEMPFAIL)
+    (stage == Stage::Connect ? c->client_refusal : c->sender_refusal) = Verdict::tempfail(
         SmtpReply::fixed(451, "4.3.0", "temporary failure in the mail filter; try again later"),
         "internal", "error");
   return SMFIS_NOREPLY;
@@ -226,9 +229,19 @@ sfsistat run_stage(SMFICTX* ctx, Stage stage, const char* where, Fill&& fill) {
     if (!c) return SMFIS_CONTINUE;
     fill(*s);
     const bool no_reply = (c->steps & no_reply_flag(stage)) != 0;
-    // MAIL without a reply still runs its checks when some check needs MAIL; what they
-    // refuse is answered at RCPT.
-    const bool deferred = no_reply && stage == Stage::Mail;
+    if (c->client_refusal) {
+      // Refused at connect (delay-reject): its recipients are refused, nothing else is judged,
+      // as the MTA would have asked nothing more had connect been answered. A recipient the MTA
+      // refused itself has its answer already.
+      if (no_reply) return SMFIS_NOREPLY;
+      if (stage != Stage::Rcpt || s->tx.rcpt_rejected_by_mta) return SMFIS_CONTINUE;
+      return reply(ctx, *c->client_refusal);
+    }
+    // MAIL without a reply still runs its checks, and so does connect without one
+    // (delay-reject) when a check needs it; what they refuse is answered at RCPT.
+    const bool deferred =
+        no_reply && (stage == Stage::Mail ||
+                     (stage == Stage::Connect && s->policy->pipeline.stages().has(stage)));
     // Header is the stage where headers are collected; checks judge them at end of headers.
     if ((no_reply && !deferred) || stage == Stage::Header)
       return no_reply ? SMFIS_NOREPLY : SMFIS_CONTINUE;
@@ -250,7 +263,7 @@ sfsistat run_stage(SMFICTX* ctx, Stage stage, const char* where, Fill&& fill) {
     cc.auto_enforces = s->tx.auto_warm;
     std::optional<Verdict> v = s->policy->pipeline.run(stage, *s, cc);
     if (deferred) {
-      c->sender_refusal = std::move(v);
+      (stage == Stage::Connect ? c->client_refusal : c->sender_refusal) = std::move(v);
       return SMFIS_NOREPLY;
     }
     if (!v) return SMFIS_CONTINUE;
@@ -277,8 +290,12 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     // the headers, without a reply to each, and may accept the message at DATA or at end of
     // headers.
     const bool content = content::wants_content(c->session);
+    const Config& cfg = *policy->config;
+    // A client refused at connect is told so at its RCPTs (delay-reject), as Postfix's
+    // smtpd_delay_reject does for its own client restrictions.
+    const bool delay = cfg.delay_reject && need.has(Stage::Connect);
     unsigned long steps = 0;
-    const bool after_mail = content || need.has(Stage::Rcpt) || need.has(Stage::Data) ||
+    const bool after_mail = content || delay || need.has(Stage::Rcpt) || need.has(Stage::Data) ||
                             need.has(Stage::Header) || need.has(Stage::Eoh) ||
                             need.has(Stage::Body) || need.has(Stage::Eom);
     // HELO only when a check reads it (a helo-access table): the decisions' log lines then
@@ -288,8 +305,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     // MAIL is never answered on its own: a sender refused there is refused at each RCPT.
     steps |= SMFIP_NR_MAIL;
     if (need.has(Stage::Header)) steps |= SMFIP_NR_HDR;  // collected, judged at end of headers
-    // RCPT answers for the sender checks too (MAIL has no reply of its own).
-    if (!need.has(Stage::Rcpt) && !need.has(Stage::Mail))
+    // RCPT answers for the sender checks too (MAIL has no reply of its own), and with
+    // delay-reject for the connect checks.
+    if (!need.has(Stage::Rcpt) && !need.has(Stage::Mail) && !delay)
       steps |= content ? SMFIP_NR_RCPT : SMFIP_NORCPT | SMFIP_NR_RCPT;
     // DATA is where mail that needs no content check is accepted (see on_data).
     if (!need.has(Stage::Data) && !content) steps |= SMFIP_NODATA | SMFIP_NR_DATA;
@@ -297,11 +315,10 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     if (!need.has(Stage::Eoh) && !content) steps |= SMFIP_NOEOH | SMFIP_NR_EOH;
     if (!need.has(Stage::Body)) steps |= SMFIP_NOBODY | SMFIP_NR_BODY;
     steps |= SMFIP_NOUNKNOWN | SMFIP_NR_UNKN;
-    if (!need.has(Stage::Connect)) steps |= SMFIP_NR_CONN;
+    if (!need.has(Stage::Connect) || delay) steps |= SMFIP_NR_CONN;
     if (f1 & SMFIP_SKIP) steps |= SMFIP_SKIP;
     // Postfix (>= 2.6) can show us the recipients it refused itself, so that website-only
     // domains it answers "Relay access denied" for still count against their senders.
-    const Config& cfg = *policy->config;
     if (cfg.enabled(CheckId::UnhandledDomain) && !cfg.website.unhandled_domains.empty())
       steps |= SMFIP_RCPT_REJ;
     *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_CHGFROM);

@@ -34,8 +34,8 @@ Kinds (share of --messages; each is one SMTP transaction or connection):
   bogus-mx      10%  recipient domain whose MX is loopback/private/...: 550 5.1.2 at RCPT
   probe          5%  sender verification: MAIL FROM:<>, RCPT (250), QUIT; no DATA
   banned         5%  client banned beforehand (3 strikes on null-MX product.web.test): 421
-                     at connect (Postfix words it "Service unavailable" whatever the milter
-                     said, so mxguard's own log must also show one check=ban line each)
+                     at its RCPT (decided at connect, told there: delay-reject), after which
+                     Postfix hangs up; mxguard's own log shows one check=ban line each
 
 Every message carries a unique X-Soak-Id header; a delivered file is matched to it. The first
 --warmup messages (default 10%) warm caches, threads and allocator; then the load pauses until
@@ -131,7 +131,7 @@ WEIGHTS = {"ordinary": 45, "outbound": 10, "backscatter": 15, "batv-bounce": 10,
 #: The reply each kind must get at the step where it ends (the other steps: 220 banner,
 #: 250 EHLO/MAIL/RCPT/RSET, 354 DATA, 221 QUIT).
 FINAL = {"ordinary": "250", "outbound": "250", "backscatter": "550 5.7.1",
-         "batv-bounce": "250", "bogus-mx": "550 5.1.2", "probe": "250", "banned": "421"}
+         "batv-bounce": "250", "bogus-mx": "550 5.1.2", "probe": "250", "banned": "421 4.7.0"}
 #: The kinds mxguard itself refuses, by the check its log line names.
 REFUSED_BY = {"banned": "ban", "bogus-mx": "bogus-mx", "backscatter": "backscatter"}
 DECISION = re.compile(r": (would reject|reject|discard): ([A-Z-]+) from .* check=(\S+)")
@@ -357,13 +357,16 @@ class Client:
                                      f"({tally.last_text[:120]!r}), want {want!r}")
                 return key
 
+            await step(None, "220", plan.kinds[0], "banner")
+            await step(b"EHLO client.test.example\r\n", "250", plan.kinds[0], "EHLO")
             if plan.kinds[0] == "banned":
-                key = await step(None, FINAL["banned"], "banned", "connect")
+                # Refused at connect, told at RCPT (delay-reject); Postfix then hangs up.
+                await step(b"MAIL FROM:<someone@good.mail.test>\r\n", "250", "banned", "MAIL")
+                key = await step(b"RCPT TO:<x@good.mail.test>\r\n", FINAL["banned"], "banned",
+                                 "RCPT")
                 tally.final("banned", key)
                 done = 1
                 return
-            await step(None, "220", plan.kinds[0], "banner")
-            await step(b"EHLO client.test.example\r\n", "250", plan.kinds[0], "EHLO")
             for kind, mid in zip(plan.kinds, plan.ids):
                 sender, rcpt, content = self.messages.transaction(kind, mid)
                 await step(f"MAIL FROM:<{sender}>\r\n".encode(), "250", kind, "MAIL")

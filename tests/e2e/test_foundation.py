@@ -84,6 +84,18 @@ def test_cidr_client_table_rejects_the_client(mta, mxguard, tables, sink):
     d = mxguard(config(tables))
     server = mta(milter=d.socket)
     result = send(server, recipients=["bob@dest.test.example"], source=BLOCKED)
+    # Decided at connect, told at RCPT (delay-reject, the default), with the table's text.
+    assert result.banner.code == 220 and result.mail.code == 250, str(result.mail)
+    assert result.rcpts[0].code == 554, str(result.rcpts[0])
+    assert "Client host rejected: Test client blocked" in result.rcpts[0].text
+    d.wait_log(r"reject: CONNECT from \S+\[127\.0\.0\.66\]: 554 5\.7\.1 .*check=access")
+    assert sink.count() == 0
+
+
+def test_without_delay_reject_the_client_is_refused_at_connect(mta, mxguard, tables, sink):
+    d = mxguard(config(tables) + "delay-reject = no\n")
+    server = mta(milter=d.socket)
+    result = send(server, recipients=["bob@dest.test.example"], source=BLOCKED)
     # Both MTAs answer a reject at connect with their own 554 text; the log names the reason.
     ended_with(result, 554, "not accepting")
     d.wait_log(r"reject: CONNECT from \S+\[127\.0\.0\.66\]: 554 5\.7\.1 .*check=access")

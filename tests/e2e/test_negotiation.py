@@ -14,7 +14,7 @@ import pytest
 
 from harness import smtp
 from harness.milter import checks_off_except
-from harness.milterclient import MilterClient
+from harness.milterclient import NO_REPLY, MilterClient, postfix_connect_macros
 
 
 def negotiated(daemon) -> MilterClient:
@@ -38,8 +38,9 @@ def test_without_a_helo_table_helo_is_not_asked_for(mxguard, tables):
     m = negotiated(d)
     try:
         assert not m.wants("helo")
-        assert m.answers("connect") and m.answers("rcpt")
-        assert not m.answers("mail")  # refused at each RCPT, as before
+        assert m.answers("rcpt")
+        # A client or a sender refused is refused at each RCPT (delay-reject, the default).
+        assert not m.answers("connect") and not m.answers("mail")
     finally:
         m.close()
 
@@ -74,3 +75,52 @@ def test_with_a_helo_table_the_helo_name_is_in_decision_lines(mxguard, postfix, 
     d.wait_log(r"reject: RCPT from \S+: 554 5\.7\.1 <victim@example\.com>.*"
                r"helo=<named-client\.example>")
     assert sink.wait_find(recipient="friend@example.com", subject="helo kept")
+
+
+def test_a_client_refused_at_connect_is_refused_at_each_rcpt(mxguard, tables):
+    """delay-reject (the default): connect has no reply; the client's refusal is the answer to
+    every RCPT of the connection, in every transaction, and nothing else of it is judged."""
+    d = mxguard(checks_off_except("access") +
+                f"client-access = cidr:{tables}/client.cidr\n"
+                f"recipient-access = regexp:{tables}/rcpt.regexp\n")
+    m = negotiated(d)
+    try:
+        m.macros(b"C", postfix_connect_macros(client="192.0.2.9"))
+        assert m.connect("blocked.example", "192.0.2.9") is NO_REPLY
+        assert m.mail("<someone@example.org>") is NO_REPLY
+        for rcpt in ("<friend@example.com>", "<victim@example.com>"):
+            r = m.rcpt(rcpt)
+            assert r.code == 554 and "Client host rejected: blocked network" in r.text, str(r)
+        m.abort()
+        assert m.mail("<other@example.org>") is NO_REPLY
+        assert m.rcpt("<friend@example.com>").code == 554
+    finally:
+        m.close()
+    # Logged once, where it was decided.
+    d.wait_log(r"reject: CONNECT from blocked\.example\[192\.0\.2\.9\]: 554 5\.7\.1 .*"
+               r"check=access")
+    lines = [x for x in d.log_text().splitlines() if "192.0.2.9" in x]
+    assert len(lines) == 1, lines
+    # A client not refused is judged as before: its recipients one by one.
+    m = negotiated(d)
+    try:
+        m.macros(b"C", postfix_connect_macros(client="198.51.100.7"))
+        assert m.connect("ok.example", "198.51.100.7") is NO_REPLY
+        assert m.mail("<someone@example.org>") is NO_REPLY
+        assert m.rcpt("<friend@example.com>").passes
+        assert m.rcpt("<victim@example.com>").code == 554
+    finally:
+        m.close()
+
+
+def test_delay_reject_no_refuses_at_connect(mxguard, tables):
+    d = mxguard(checks_off_except("access") + "delay-reject = no\n" +
+                f"client-access = cidr:{tables}/client.cidr\n")
+    m = negotiated(d)
+    try:
+        assert m.answers("connect")
+        m.macros(b"C", postfix_connect_macros(client="192.0.2.9"))
+        r = m.connect("blocked.example", "192.0.2.9")
+        assert r.code == 554 and "blocked network" in r.text, str(r)
+    finally:
+        m.close()

@@ -97,8 +97,9 @@ def test_null_mx_website_client_is_rejected_banned_then_unbanned(postfix, mxguar
     d.wait_log(r"reject: RCPT from \S+\[127\.0\.0\.5\]: 556 5\.1\.10 <info@product\.web\.test>")
     d.wait_log(rf"ban 127\.0\.0\.5 for {BAN_SECONDS}s: 3 strikes \(unhandled domain product\.web\.test\)")
     banned = send(server, recipients=["x@good.mail.test"], source="127.0.0.5")
-    assert banned.banner.code == 421 or (banned.mail and banned.mail.code == 421), \
-        str(banned.last())
+    # Decided at connect, told at the RCPT (delay-reject); Postfix then closes the connection.
+    assert banned.rcpts and banned.rcpts[0].code == 421, str(banned.last())
+    assert banned.quit.code == 0 and "closed" in banned.quit.text, str(banned.quit)
     assert not banned.accepted
     d.wait_log(r"reject: CONNECT from \S+\[127\.0\.0\.5\]: 421 4\.7\.0 .*check=ban")
     # The ban ends after ban-time (the maintenance round logs it within a second): mail flows
@@ -156,7 +157,7 @@ def test_trap_address_gets_421_and_strikes(postfix, mxguard, nsd, tmp_path, sink
     for _ in range(3):
         r = send((TRAP, server.port), recipients=["x@good.mail.test"], source="127.0.0.11")
         assert not r.accepted
-        assert 421 in [x.code for x in (r.banner, r.ehlo, r.mail) if x is not None], str(r.last())
+        assert r.rcpts and r.rcpts[0].code == 421, str(r.last())
     d.wait_log(r"trap: \S+\[127\.0\.0\.11\] connected to trap address 127\.0\.0\.10")
     d.wait_log(r"ban 127\.0\.0\.11 for 600s: 3 strikes \(trap 127\.0\.0\.10\)")
     # Banned on the real address too.
@@ -167,6 +168,18 @@ def test_trap_address_gets_421_and_strikes(postfix, mxguard, nsd, tmp_path, sink
     assert ok.accepted, str(ok.last())
     assert sink.wait_find(subject="through the trap")
 
+
+
+def test_without_delay_reject_the_trap_answers_the_greeting(postfix, mxguard, nsd, tmp_path,
+                                                             sink):
+    d = mxguard(config(nsd, tmp_path) + "delay-reject = no\n")
+    server = postfix_for(postfix, d)
+    r = send((TRAP, server.port), recipients=["x@good.mail.test"], source="127.0.0.14")
+    # Connect answered: Postfix gives its own 421 for the greeting and hangs up.
+    assert r.banner.code == 421 and not r.rcpts, str(r)
+    assert not r.accepted
+    d.wait_log(r"reject: CONNECT from \S+\[127\.0\.0\.14\]: 421 4\.7\.0 .*check=trap-mx")
+    assert sink.count() == 0
 
 def test_ban_survives_a_restart_with_the_memory_backend(postfix, mxguard, nsd, tmp_path, sink):
     cfg = config(nsd, tmp_path)

@@ -149,6 +149,25 @@ TEST_CASE("an unknown check.NAME is a configuration error naming its place", "[c
   CHECK_THAT(on_line.error().message, Catch::Contains("unknown check 'nul-mx'"));
 }
 
+TEST_CASE("delay-reject is on unless turned off; a bad value names its place", "[config]") {
+  auto dflt = load({});
+  REQUIRE(dflt);
+  CHECK((*dflt)->delay_reject);
+  auto off = load({"--delay-reject=no"});
+  REQUIRE(off);
+  CHECK_FALSE((*off)->delay_reject);
+  auto path = write_file("delay-reject.conf", "delay-reject = no\n");
+  auto in_file = load({"-c", path});
+  REQUIRE(in_file);
+  CHECK_FALSE((*in_file)->delay_reject);
+  auto bad_path = write_file("delay-reject-bad.conf", "\ndelay-reject = later\n");
+  auto bad = load({"-c", bad_path});
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().where == bad_path + ":2");
+  CHECK_THAT(bad.error().message, Catch::Contains("delay-reject"));
+  CHECK_THAT(bad.error().message, Catch::Contains("expected yes or no"));
+}
+
 TEST_CASE("socket-mode takes permissions in octal; a bad one names its place", "[config]") {
   auto dflt = load({});
   REQUIRE(dflt);

@@ -38,6 +38,10 @@ struct Config {
   bool log_stderr = false;
   bool syslog = true;
   bool report_only = false;
+  // A client refused at connect (ban, trap-mx, client-access) is told so at each RCPT, as
+  // Postfix's smtpd_delay_reject does: connect then needs no reply, one round trip less in
+  // every session. no: refused at connect (the MTA answers the greeting 554 or 421).
+  bool delay_reject = true;
   bool report_header = false;  // mark report-only rejects with X-Mxguard: would-reject=CHECK
   std::string metrics_file;    // Prometheus text, rewritten every few seconds; empty: none
   std::string metrics_listen;  // "addr:port" of the /metrics listener; empty: none
