@@ -18,7 +18,7 @@ const dns::MailRoute* route_for(CheckContext& ctx, const SiteOptions& site, cons
   if (ctx.route && ctx.route_domain == key &&
       (depth == dns::RouteDepth::MxOnly || ctx.route->kind != dns::RouteKind::MxOnly))
     return ctx.route.get();
-  auto route = std::make_shared<const dns::MailRoute>(ctx.routes->analyse(domain, depth));
+  auto route = ctx.routes->route(domain, depth);
   if (log_enabled(LogLevel::Debug)) log(LogLevel::Debug, "route: {}", route->describe());
   ctx.route = std::move(route);
   ctx.route_domain = std::move(key);

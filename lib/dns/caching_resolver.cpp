@@ -44,7 +44,7 @@ struct CachingResolver::Shard {
   std::size_t capacity = 1;
 
   // Under mu. A fresh entry is moved to the front; a stale one is dropped.
-  const SharedAnswer* find(std::string_view key, Clock::time_point now) {
+  const Entry* find(std::string_view key, Clock::time_point now) {
     auto it = index.find(key);
     if (it == index.end()) return nullptr;
     if (it->second->expires <= now) {
@@ -53,7 +53,7 @@ struct CachingResolver::Shard {
       return nullptr;
     }
     lru.splice(lru.begin(), lru, it->second);
-    return &it->second->answer;
+    return &*it->second;
   }
   // Under mu. Returns how many entries were evicted.
   std::size_t put(std::string key, SharedAnswer answer, Clock::time_point expires) {
@@ -94,14 +94,18 @@ CachingResolver::Clock::duration CachingResolver::lifetime(const DnsAnswer& a) c
 }
 
 SharedAnswer CachingResolver::try_cached(std::string_view name, RrType type) {
+  return try_cached_until(name, type).answer;
+}
+
+CachedAnswer CachingResolver::try_cached_until(std::string_view name, RrType type) {
   const std::string key = cache_key(name, type);
   Shard& s = shard_for(key);
   std::lock_guard lock(s.mu);
-  if (const SharedAnswer* a = s.find(key, now())) {
+  if (const Shard::Entry* e = s.find(key, now())) {
     hits_++;
-    return *a;
+    return {e->answer, e->expires};
   }
-  return nullptr;
+  return {};
 }
 
 DnsResult CachingResolver::lookup(std::string_view name, RrType type) {
@@ -110,9 +114,9 @@ DnsResult CachingResolver::lookup(std::string_view name, RrType type) {
   std::optional<std::promise<DnsResult>> promise;  // only on a miss: it allocates
   {
     std::unique_lock lock(s.mu);
-    if (const SharedAnswer* a = s.find(key, now())) {
+    if (const Shard::Entry* e = s.find(key, now())) {
       hits_++;
-      return **a;
+      return *e->answer;
     }
     if (auto it = s.inflight.find(key); it != s.inflight.end()) {
       std::shared_future<DnsResult> f = it->second;

@@ -5,9 +5,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <future>
+#include <mutex>
 #include <system_error>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "dns/lookup_pool.h"
@@ -67,21 +70,36 @@ Chain resolve_chain(Resolver& r, const std::string& name, RrType type, int max_c
   });
 }
 
+// Whether an analysis was answered from the cache alone, and until when those answers hold.
+struct Freshness {
+  bool cached = true;
+  int answers = 0;
+  Clock::time_point until = Clock::time_point::max();
+};
+
 // The same from the cache only; nothing when any step would need a query.
-std::optional<Chain> cached_chain(Resolver& r, const std::string& name, RrType type,
-                                  int max_chain) {
-  return follow_chain(name, type, max_chain,
-                      [&](const std::string& n, RrType t) { return r.try_cached(n, t); });
+std::optional<Chain> cached_chain(Resolver& r, const std::string& name, RrType type, int max_chain,
+                                  Freshness& fresh) {
+  return follow_chain(name, type, max_chain, [&](const std::string& n, RrType t) {
+    CachedAnswer c = r.try_cached_until(n, t);
+    if (c.answer) {
+      fresh.answers++;
+      fresh.until = std::min(fresh.until, c.expires);
+    }
+    return c.answer;
+  });
 }
 
 // A lookup that is either answered already or running on its own thread.
 class Job {
  public:
-  Job(const std::shared_ptr<Resolver>& r, const std::string& name, RrType type, int max_chain) {
-    if (auto hit = cached_chain(*r, name, type, max_chain)) {
+  Job(const std::shared_ptr<Resolver>& r, const std::string& name, RrType type, int max_chain,
+      Freshness& fresh) {
+    if (auto hit = cached_chain(*r, name, type, max_chain, fresh)) {
       done_ = std::move(hit);
       return;
     }
+    fresh.cached = false;
     name_ = name;
     auto promise = std::make_shared<std::promise<Chain>>();
     future_ = promise->get_future();
@@ -133,6 +151,7 @@ struct Asker {
   const BogusNetworks* bogus;  // may be null: every address is routable
   const RouteOptions& opts;
   Clock::time_point deadline;
+  Freshness& fresh;  // what the answers were and how long they hold
 };
 
 RouteAddress judge(const BogusNetworks* bogus, const net::IpAddress& a) {
@@ -187,8 +206,8 @@ bool find_exchangers(MailRoute& route, std::string_view domain_in, const Asker& 
     return false;
   }
   route.domain = *name;
-  Chain mx =
-      Job(ask.resolver, route.domain, RrType::Mx, ask.opts.max_cname_chain).wait(ask.deadline);
+  Chain mx = Job(ask.resolver, route.domain, RrType::Mx, ask.opts.max_cname_chain, ask.fresh)
+                 .wait(ask.deadline);
   if (!mx.ok()) {
     route.kind = RouteKind::TempFail;
     route.detail = fmt::format("MX: {}", mx.error.message);
@@ -220,8 +239,8 @@ void resolve_addresses(MailRoute& route, const Asker& ask) {
   std::vector<Job> jobs;
   jobs.reserve(route.exchangers.size() * 2);
   for (const auto& e : route.exchangers) {
-    jobs.emplace_back(ask.resolver, e.name, RrType::A, ask.opts.max_cname_chain);
-    jobs.emplace_back(ask.resolver, e.name, RrType::Aaaa, ask.opts.max_cname_chain);
+    jobs.emplace_back(ask.resolver, e.name, RrType::A, ask.opts.max_cname_chain, ask.fresh);
+    jobs.emplace_back(ask.resolver, e.name, RrType::Aaaa, ask.opts.max_cname_chain, ask.fresh);
   }
   for (std::size_t i = 0; i < route.exchangers.size(); ++i) {
     Exchanger& e = route.exchangers[i];
@@ -358,12 +377,86 @@ bool join_lookup_threads(std::chrono::milliseconds wait) {
   return LookupPool::instance().join_all(wait);
 }
 
+// The routes route() keeps, by depth and domain as asked, each until its first answer expires.
+// A shard full drops an entry to take a new one (any: they all expire soon enough).
+struct RouteAnalyzer::Memo {
+  struct Kept {
+    std::shared_ptr<const MailRoute> route;
+    Clock::time_point until;
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, Kept> kept;
+  };
+  static constexpr std::size_t kShards = 16;
+  std::array<Shard, kShards> shards;
+  std::size_t per_shard = 1;
+  Shard& shard(const std::string& key) { return shards[std::hash<std::string>{}(key) % kShards]; }
+};
+
+namespace {
+
+MailRoute analyse_with(std::string_view domain_in, RouteDepth depth, const Asker& ask);
+
+}  // namespace
+
 RouteAnalyzer::RouteAnalyzer(std::shared_ptr<Resolver> resolver,
                              std::shared_ptr<const BogusNetworks> bogus, RouteOptions o)
-    : resolver_(std::move(resolver)), bogus_(std::move(bogus)), opts_(o) {}
+    : resolver_(std::move(resolver)),
+      bogus_(std::move(bogus)),
+      opts_(o),
+      memo_(std::make_shared<Memo>()) {
+  memo_->per_shard =
+      std::max<std::size_t>(1, (opts_.max_remembered + Memo::kShards - 1) / Memo::kShards);
+}
 
 MailRoute RouteAnalyzer::analyse(std::string_view domain_in, RouteDepth depth) const {
-  const Asker ask{resolver_, bogus_.get(), opts_, Clock::now() + opts_.deadline};
+  Freshness fresh;
+  return analyse_with(domain_in, depth,
+                      Asker{resolver_, bogus_.get(), opts_, Clock::now() + opts_.deadline, fresh});
+}
+
+std::shared_ptr<const MailRoute> RouteAnalyzer::route(std::string_view domain,
+                                                      RouteDepth depth) const {
+  std::string key;
+  key.reserve(domain.size() + 2);
+  key.push_back(depth == RouteDepth::Full ? 'F' : 'M');
+  key.push_back(' ');
+  key.append(domain);
+  Memo::Shard& shard = memo_->shard(key);
+  {
+    std::lock_guard lock(shard.mu);
+    if (auto it = shard.kept.find(key); it != shard.kept.end()) {
+      if (resolver_->now() < it->second.until) return it->second.route;
+      shard.kept.erase(it);
+    }
+  }
+  Freshness fresh;
+  auto route = std::make_shared<const MailRoute>(analyse_with(
+      domain, depth, Asker{resolver_, bogus_.get(), opts_, Clock::now() + opts_.deadline, fresh}));
+  // Only what the cache answered alone, and only while all of it holds; nothing asked of DNS
+  // (an address literal, a name that is none) costs little to work out again.
+  if (fresh.cached && fresh.answers > 0 && resolver_->now() < fresh.until) {
+    std::lock_guard lock(shard.mu);
+    if (shard.kept.size() >= memo_->per_shard && !shard.kept.count(key))
+      shard.kept.erase(shard.kept.begin());
+    shard.kept.insert_or_assign(std::move(key), Memo::Kept{route, fresh.until});
+  }
+  return route;
+}
+
+std::size_t RouteAnalyzer::remembered() const {
+  std::size_t n = 0;
+  for (auto& shard : memo_->shards) {
+    std::lock_guard lock(shard.mu);
+    n += shard.kept.size();
+  }
+  return n;
+}
+
+namespace {
+
+MailRoute analyse_with(std::string_view domain_in, RouteDepth depth, const Asker& ask) {
   MailRoute route;
   // An address literal ("[192.0.2.1]", "[IPv6:...]") names its one exchanger directly.
   if (!domain_in.empty() && domain_in.front() == '[') {
@@ -379,5 +472,7 @@ MailRoute RouteAnalyzer::analyse(std::string_view domain_in, RouteDepth depth) c
   classify_route(route);
   return route;
 }
+
+}  // namespace
 
 }  // namespace mxguard::dns

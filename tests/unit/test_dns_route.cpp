@@ -197,3 +197,55 @@ TEST_CASE("a warm cache answers a route without asking again", "[dns][route][cac
   CHECK(fake->queries == first);
   CHECK(cache->stats().hits >= 5);
 }
+
+TEST_CASE("a route built from the cache is kept until its first answer expires, no longer",
+          "[dns][route][cache]") {
+  auto fake = world();
+  auto cache = std::make_shared<CachingResolver>(fake, CacheOptions{});
+  auto t = CachingResolver::Clock::now();
+  cache->set_clock([&t] { return t; });
+  RouteAnalyzer analyzer(cache, shipped_table());
+  auto first = analyzer.route("good.test");  // asked of DNS: not kept
+  CHECK(first->kind == RouteKind::Deliverable);
+  CHECK(analyzer.remembered() == 0);
+  const int asked = fake->queries;
+  auto second = analyzer.route("good.test");  // from the cache alone: kept
+  CHECK(second != first);
+  CHECK(analyzer.remembered() == 1);
+  const auto hits = cache->stats().hits;
+  CHECK(analyzer.route("good.test") == second);  // neither DNS nor the cache asked
+  CHECK(cache->stats().hits == hits);
+  CHECK(fake->queries == asked);
+  // An MX-only question is another route.
+  CHECK(analyzer.route("good.test", RouteDepth::MxOnly)->kind == RouteKind::MxOnly);
+  // Kept while every answer holds: the shortest is the AAAA NODATA (60 s).
+  t += std::chrono::seconds(59);
+  CHECK(analyzer.route("good.test") == second);
+  t += std::chrono::seconds(1);
+  CHECK(analyzer.route("good.test") != second);  // worked out again: AAAA asked again
+  CHECK(fake->queries == asked + 1);
+  // The domain now publishes a null MX: the MX answer cached holds for its TTL (300 s)...
+  fake->mx("good.test", {{0, "."}});
+  t += std::chrono::seconds(239);
+  CHECK(analyzer.route("good.test")->kind == RouteKind::Deliverable);
+  // ...and the route built on it not a moment longer.
+  t += std::chrono::seconds(1);
+  CHECK(analyzer.route("good.test")->kind == RouteKind::NullMx);
+}
+
+TEST_CASE("the routes kept are bounded", "[dns][route][cache]") {
+  auto fake = std::make_shared<FakeResolver>();
+  for (int i = 0; i < 200; ++i) {
+    const std::string d = "d" + std::to_string(i) + ".test";
+    fake->mx(d, {{10, "mx." + d}}).addr("mx." + d, "93.184.216.34");
+  }
+  auto cache = std::make_shared<CachingResolver>(fake, CacheOptions{});
+  RouteOptions o;
+  o.max_remembered = 32;  // two a shard
+  RouteAnalyzer analyzer(cache, shipped_table(), o);
+  for (int round = 0; round < 2; ++round)  // the second from the cache: kept, up to the bound
+    for (int i = 0; i < 200; ++i)
+      CHECK(analyzer.route("d" + std::to_string(i) + ".test")->kind == RouteKind::Deliverable);
+  CHECK(analyzer.remembered() > 0);
+  CHECK(analyzer.remembered() <= 32);
+}

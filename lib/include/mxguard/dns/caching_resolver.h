@@ -42,6 +42,8 @@ class CachingResolver final : public Resolver {
 
   DnsResult lookup(std::string_view name, RrType type) override;
   SharedAnswer try_cached(std::string_view name, RrType type) override;
+  CachedAnswer try_cached_until(std::string_view name, RrType type) override;
+  Clock::time_point now() const override { return now_ ? now_() : Clock::now(); }
 
   CacheStats stats() const;
   // Tests move time forward without sleeping.
@@ -51,7 +53,6 @@ class CachingResolver final : public Resolver {
  private:
   struct Shard;
   Shard& shard_for(const std::string& key);
-  Clock::time_point now() const { return now_ ? now_() : Clock::now(); }
   Clock::duration lifetime(const DnsAnswer& a) const;
 
   std::shared_ptr<Resolver> inner_;

@@ -14,7 +14,8 @@
 //                  or the overall deadline passed: never a 5xx on incomplete information
 //   invalid        the domain is not a usable DNS name (policy decides, as for tempfail)
 // Who uses it: the DNS checks (once per recipient, see checks/route_lookup.h), `mxguard audit`.
-// Thread-safety: RouteAnalyzer is immutable and used by all sessions at once. Lookups that the
+// Thread-safety: RouteAnalyzer is used by all sessions at once: immutable but for the routes
+// route() remembers, which are behind sharded mutexes. Lookups that the
 // resolver cannot answer from its cache run on lookup threads (up to 64 idle ones are kept 5 s
 // for the next lookup, so that a busy server reuses them and their ldns resolvers), so the
 // caller can give up at the deadline; a lookup holds the resolver alive until its query ends,
@@ -76,7 +77,8 @@ enum class RouteDepth : std::uint8_t { MxOnly, Full };
 struct RouteOptions {
   std::chrono::milliseconds deadline{10000};
   int max_cname_chain = 8;
-  std::size_t max_exchangers = 16;  // lowest preference first; bounds threads per analysis
+  std::size_t max_exchangers = 16;     // lowest preference first; bounds threads per analysis
+  std::size_t max_remembered = 16384;  // routes route() keeps (see there)
 };
 
 // Lower-cases, drops trailing dots, turns U-labels into A-labels (IDNA 2008 via libidn2) and
@@ -93,16 +95,26 @@ class RouteAnalyzer {
  public:
   RouteAnalyzer(std::shared_ptr<Resolver> resolver, std::shared_ptr<const BogusNetworks> bogus,
                 RouteOptions o = {});
+  // Worked out afresh (from the resolver's cache where it has the answers).
   MailRoute analyse(std::string_view domain, RouteDepth depth = RouteDepth::Full) const;
+  // The same, remembered: a route built from cached answers alone is kept until the first of
+  // those answers expires, so never longer than the cache would give them, and given again
+  // without asking the cache (a warm route decision then costs one lookup, not three). A route
+  // that needed a query is not kept: the next one is built from the cache and kept.
+  std::shared_ptr<const MailRoute> route(std::string_view domain,
+                                         RouteDepth depth = RouteDepth::Full) const;
+  std::size_t remembered() const;  // routes route() keeps now (at most max_remembered, rounded up)
   Resolver& resolver() const { return *resolver_; }
   const std::shared_ptr<Resolver>& resolver_ptr() const { return resolver_; }
   const BogusNetworks* bogus_networks() const { return bogus_.get(); }
   const RouteOptions& options() const { return opts_; }
 
  private:
+  struct Memo;
   std::shared_ptr<Resolver> resolver_;
   std::shared_ptr<const BogusNetworks> bogus_;
   RouteOptions opts_;
+  std::shared_ptr<Memo> memo_;  // shared by copies: same resolver, same answers
 };
 
 }  // namespace mxguard::dns

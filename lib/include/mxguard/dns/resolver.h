@@ -7,6 +7,7 @@
 // Thread-safety: lookup() and try_cached() may be called from any number of threads at once.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -68,6 +69,12 @@ using DnsResult = Expected<DnsAnswer, DnsError>;
 // An answer shared, not copied, between the cache and its readers.
 using SharedAnswer = std::shared_ptr<const DnsAnswer>;
 
+// A cached answer and the moment the cache stops giving it, on the resolver's clock (now()).
+struct CachedAnswer {
+  SharedAnswer answer;  // null: not cached
+  std::chrono::steady_clock::time_point expires{};
+};
+
 class Resolver {
  public:
   virtual ~Resolver() = default;
@@ -77,6 +84,13 @@ class Resolver {
   // callers skip starting a thread for questions already answered. The answer is shared with
   // the cache, not copied: a warm route decision reads three of them.
   virtual SharedAnswer try_cached(std::string_view, RrType) { return nullptr; }
+  // The same with how long it holds: what is built from cached answers (a route) holds as long
+  // as the first of them to expire. Without a cache: nothing.
+  virtual CachedAnswer try_cached_until(std::string_view, RrType) { return {}; }
+  // The clock those moments are on.
+  virtual std::chrono::steady_clock::time_point now() const {
+    return std::chrono::steady_clock::now();
+  }
 };
 
 // Lower case, without trailing dots: the form names are compared and cached in.
