@@ -45,7 +45,7 @@ from dnstest import Nsd  # noqa: E402
 from harness.milter import Mxguard  # noqa: E402
 from harness.postfix import Postfix  # noqa: E402
 
-from benchlib import DISCARD, DelayProxy, smtp_load  # noqa: E402
+from benchlib import DISCARD, DelayProxy, smtp_load, stop_all  # noqa: E402
 
 SENDER = "sender@good.mail.test"  # a domain the zones know; looked up once, then cached
 DNS_CHECKS = ["null-mx", "no-mail-domain", "bogus-mx", "null-mx-sender"]
@@ -148,13 +148,7 @@ def main() -> int:
         print(f"  warm ratio dns on/off at x{args.sessions}: "
               f"{rate['warm dns on'] / rate['warm dns off']:.3f}  (target >= 0.95)")
     finally:
-        for s in servers.values():
-            s.stop()
-            s.cleanup()
-        for d in daemons.values():
-            d.stop()
-        proxy.stop()
-        nsd.cleanup()
+        stop_all(servers.values(), daemons.values(), proxy, nsd)
     return 0
 
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 from e2e_bench import SENDER, cpu_seconds, mxguard_config  # noqa: E402
 from mix_bench import postfix_cpu  # noqa: E402
 
-from benchlib import DISCARD, DelayProxy, smtp_load  # noqa: E402
+from benchlib import DISCARD, DelayProxy, smtp_load, stop_all  # noqa: E402
 from dnstest import Nsd  # noqa: E402
 from harness.milter import Mxguard  # noqa: E402
 from harness.postfix import Postfix  # noqa: E402
@@ -77,12 +77,7 @@ def main() -> int:
             print(f"{v:10s} {rate:8.1f} {sum(x['milter_s'] for x in rs) / n * 1e6:10.0f} "
                   f"{sum(x['postfix_s'] for x in rs) / n * 1e6:11.0f}")
     finally:
-        for s in servers.values():
-            s.stop()
-            s.cleanup()
-        for d in daemons.values():
-            d.stop()
-        proxy.stop()
+        stop_all(servers.values(), daemons.values(), proxy, nsd)
     return 0
 
 
