@@ -70,10 +70,14 @@ Session* session_of(SMFICTX* ctx) {
   return c ? &c->session : nullptr;
 }
 
+// Counted here, at negotiation (which the MTA waits for), not at connect: an MTA whose client
+// hangs up at once sends connect (without a reply) and QUIT together, and libmilter may close
+// the session without running connect.
 Connection* new_connection(SMFICTX* ctx) {
   auto* c = new Connection;
   c->session.policy = g_policy.get();
   smfi_setpriv(ctx, c);
+  g_stats.connections++;
   g_stats.active++;
   return c;
 }
@@ -333,7 +337,6 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
 }
 
 sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
-  g_stats.connections++;
   // An MTA that skipped negotiation (protocol version < 6) gets its connection here.
   if (!connection_of(ctx)) new_connection(ctx);
   return run_stage(ctx, Stage::Connect, "connect", [&](Session& s) {

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from harness.milter import checks_off_except, mxguard_binary
+from harness.milterclient import NO_REPLY, MilterClient, postfix_connect_macros
 from harness.smtp import send
-from harness.util import BOGUS_NETWORKS
+from harness.util import BOGUS_NETWORKS, wait_until
 
 OUTSIDE = "127.0.0.3"
 
@@ -132,3 +133,27 @@ def test_bad_metrics_listen_is_a_config_error(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 78
     assert "metrics-listen" in out.stderr
+
+
+def test_a_client_that_hangs_up_at_once_is_still_counted(mxguard, tmp_path):
+    """Connect has no reply (delay-reject): an MTA whose client leaves at once sends connect and
+    QUIT together, and libmilter may end the session without running connect. The connection
+    is counted at negotiation, which always has a reply; none stays open."""
+    (tmp_path / "client.cidr").write_text("192.0.2.0/24 REJECT blocked network\n")
+    port = free_port()
+    d = mxguard(other_checks_off() + f"client-access = cidr:{tmp_path}/client.cidr\n"
+                f"metrics-listen = 127.0.0.1:{port}\n")
+    before = value(scrape(port), "mxguard_connections_total")
+    for i in range(1, 21):
+        m = MilterClient(d.socket).open()
+        m.negotiate()
+        m.macros(b"C", postfix_connect_macros(client=f"192.0.2.{i}"))
+        assert m.connect("gone.example", f"192.0.2.{i}") is NO_REPLY
+        m.quit()
+
+    def settled() -> bool:
+        text = scrape(port)
+        return value(text, "mxguard_connections_active") == 0 and \
+            value(text, "mxguard_connections_total") >= before + 20
+    wait_until(settled, 10, what="20 connections counted and closed")
+    assert value(scrape(port), "mxguard_connections_total") == before + 20
