@@ -222,7 +222,10 @@ class Fleet:
                 if info.get("num-slaves") != "1" or info.get("num-other-sentinels") != "2":
                     return False
             return True
-        wait_until(sentinels_know_everyone, 30, interval=0.2,
+        # A sentinel learns the replica from the master's INFO (every 10 s) and the other
+        # sentinels from their hello messages (every 2 s): on a loaded machine (the
+        # sanitizer stages) that once took over 30 s.
+        wait_until(sentinels_know_everyone, 90, interval=0.2,
                    what="each sentinel to know the replica and the other two")
 
     @property
