@@ -46,6 +46,10 @@ struct Connection {
   // So is connect, with delay-reject (one round trip less a session): a client refused there
   // is refused at each RCPT of the connection, and nothing more of it is judged.
   std::optional<Verdict> client_refusal;
+  // Where a refusal decided at a stage without a reply is kept (connect or MAIL).
+  std::optional<Verdict>& kept_refusal(Stage stage) {
+    return stage == Stage::Connect ? client_refusal : sender_refusal;
+  }
 };
 
 // A stop waits for transactions under way, not for idle connections.
@@ -193,7 +197,7 @@ sfsistat stage_failed(Connection* c, Stage stage, const char* where, const char*
   const sfsistat r = internal_error(c ? &c->session : nullptr, where, what);
   if (!c || !(c->steps & no_reply_flag(stage))) return r;
   if ((stage == Stage::Mail || stage == Stage::Connect) && r == SMFIS_TEMPFAIL)
-    (stage == Stage::Connect ? c->client_refusal : c->sender_refusal) = Verdict::tempfail(
+    c->kept_refusal(stage) = Verdict::tempfail(
         SmtpReply::fixed(451, "4.3.0", "temporary failure in the mail filter; try again later"),
         "internal", "error");
   return SMFIS_NOREPLY;
@@ -267,7 +271,7 @@ sfsistat run_stage(SMFICTX* ctx, Stage stage, const char* where, Fill&& fill) {
     cc.auto_enforces = s->tx.auto_warm;
     std::optional<Verdict> v = s->policy->pipeline.run(stage, *s, cc);
     if (deferred) {
-      (stage == Stage::Connect ? c->client_refusal : c->sender_refusal) = std::move(v);
+      c->kept_refusal(stage) = std::move(v);
       return SMFIS_NOREPLY;
     }
     if (!v) return SMFIS_CONTINUE;

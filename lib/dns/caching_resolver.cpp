@@ -93,10 +93,6 @@ CachingResolver::Clock::duration CachingResolver::lifetime(const DnsAnswer& a) c
   return std::clamp(ttl, std::min(opts_.min_ttl, max), max);
 }
 
-SharedAnswer CachingResolver::try_cached(std::string_view name, RrType type) {
-  return try_cached_until(name, type).answer;
-}
-
 CachedAnswer CachingResolver::try_cached_until(std::string_view name, RrType type) {
   const std::string key = cache_key(name, type);
   Shard& s = shard_for(key);

@@ -25,8 +25,9 @@ Each variant gets the same seeded mix of sessions (one transaction each):
 Sizes are log-uniform from 2 KB to 200 KB; above 8 KB the message carries a base64
 attachment. Prints, per variant and concurrency: sessions/s, transaction p50/p99, the milter's
 and Postfix's CPU per session (the milter: its process CPU clock, to the nanosecond; Postfix:
-utime+stime from /proc of the master's reaped children plus its live ones), final codes per kind, and whether every accepted recipient was delivered
-(counted in Postfix's log: "status=sent").
+utime+stime from /proc of the master's reaped children plus its live ones), final codes per
+kind, and whether every accepted recipient was delivered (counted in Postfix's log:
+"status=sent").
 
     MXGUARD_BIN=build-rel/milter/mxguard MXGUARD_BENCH_BIN=build-rel/tests/bench \\
         tests/bench/mix_bench.py [--rounds 3] [--sessions-per-run 600] [--levels 10,50]

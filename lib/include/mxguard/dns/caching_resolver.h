@@ -41,7 +41,6 @@ class CachingResolver final : public Resolver {
   ~CachingResolver() override;
 
   DnsResult lookup(std::string_view name, RrType type) override;
-  SharedAnswer try_cached(std::string_view name, RrType type) override;
   CachedAnswer try_cached_until(std::string_view name, RrType type) override;
   Clock::time_point now() const override { return now_ ? now_() : Clock::now(); }
 

@@ -4,7 +4,7 @@
 // the question open and must never turn into a 5xx.
 // Implementations: LdnsResolver (network), CachingResolver (decorator), fakes in the tests.
 // Who calls it: MailRoute analysis, `mxguard audit`, tests.
-// Thread-safety: lookup() and try_cached() may be called from any number of threads at once.
+// Thread-safety: lookup() and try_cached_until() may be called from any number of threads at once.
 #pragma once
 
 #include <chrono>
@@ -80,13 +80,14 @@ class Resolver {
   virtual ~Resolver() = default;
   // `name` is an A-label domain, case-insensitive, with or without the trailing dot.
   virtual DnsResult lookup(std::string_view name, RrType type) = 0;
-  // The answer if it can be given at once without a query (a cache hit); else null. Lets
-  // callers skip starting a thread for questions already answered. The answer is shared with
-  // the cache, not copied: a warm route decision reads three of them.
-  virtual SharedAnswer try_cached(std::string_view, RrType) { return nullptr; }
-  // The same with how long it holds: what is built from cached answers (a route) holds as long
-  // as the first of them to expire. Without a cache: nothing.
+  // The answer if it can be given at once without a query (a cache hit), and until when the
+  // cache gives it; a null answer otherwise (without a cache: always). Lets callers skip
+  // starting a thread for questions already answered; what is built from cached answers (a
+  // route) holds as long as the first of them. The answer is shared with the cache, not copied.
   virtual CachedAnswer try_cached_until(std::string_view, RrType) { return {}; }
+  SharedAnswer try_cached(std::string_view name, RrType type) {
+    return try_cached_until(name, type).answer;
+  }
   // The clock those moments are on.
   virtual std::chrono::steady_clock::time_point now() const {
     return std::chrono::steady_clock::now();
